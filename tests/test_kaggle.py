@@ -1,0 +1,16 @@
+"The Kaggle side: the committed submission notebook is the one the package writes; the wheel builds offline."
+import zipfile
+import nbformat
+from lumbar_rsna.kaggle import kaggle_notebook, project_root, NOTEBOOK_PATH, build_wheel
+
+def _cells(nb): return [(c.cell_type, c.source) for c in nb.cells]
+
+def test_committed_notebook_is_current():
+    committed = nbformat.read(project_root()/NOTEBOOK_PATH, as_version=4)
+    assert _cells(committed) == _cells(kaggle_notebook()), 'kaggle_submission/ is stale: run `lumbar-rsna kaggle-notebook`'
+
+def test_wheel_builds_offline_with_every_module(tmp_path):
+    whl = build_wheel(tmp_path)
+    names = set(zipfile.ZipFile(whl).namelist())
+    mods = {p.name for p in (project_root()/'lumbar_rsna').glob('*.py')}
+    assert {f'lumbar_rsna/{m}' for m in mods} <= names
