@@ -1,0 +1,81 @@
+"End to end on a small phantom: three tiny models → submission, the fallbacks, the Kaggle dataset and notebook run offline."
+import json, os, shutil, warnings
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from lumbar_rsna.core import SERIES_TYPES, read_sample_submission, read_train, validate_submission, series_label_cols, fit_prior, PRED_COLS
+from lumbar_rsna.phantom import make_phantom
+from lumbar_rsna.train import TrainConfig, train
+from lumbar_rsna.inference import predict, load_models, calibrate_run
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp('e2e')
+    ph = make_phantom(d/'ph', 12, seed=0, test_studies=4, progress=False)
+    for st in SERIES_TYPES:
+        cfg = TrainConfig(series_type=st, data=str(ph), cache=str(d/'cache'), model='test_efficientnet', image_size=48, cache_size=48,
+                          slices=3, epochs=2, batch_size=4, n_folds=3, workers=0)
+        run = d/'runs'/st.replace('/', '_').replace(' ', '_').lower()
+        train(cfg, run, progress=False); calibrate_run(run)
+    return ph, d/'runs', d
+
+def test_round_trip_exact_rows(setup, tmp_path):
+    ph, runs, _ = setup
+    sub = predict(ph, runs, out=tmp_path/'s.csv', progress=False)
+    written = pd.read_csv(tmp_path/'s.csv')
+    sample = pd.read_csv(ph/'sample_submission.csv')
+    assert list(written.columns) == list(sample.columns)
+    assert written.row_id.tolist() == sample.row_id.tolist()
+    v = written[list(PRED_COLS)].to_numpy()
+    assert np.isfinite(v).all() and (v >= 0).all() and np.allclose(v.sum(1), 1, atol=1e-6)
+    prior = fit_prior(read_train(ph/'train.csv'))
+    assert not np.allclose(v, prior.loc[written.row_id.str.split('_', n=1).str[1]].to_numpy())   # the models answered
+
+def test_missing_series_type_gets_prior(setup, tmp_path):
+    ph, runs, d = setup
+    models = load_models(runs); del models['Axial T2']
+    with pytest.warns(UserWarning, match='no model for'):
+        sub = predict(ph, models, progress=False).set_index('row_id')
+    prior = fit_prior(read_train(ph/'train.csv'))
+    sub_rows = [r for r in sub.index if 'subarticular' in r]
+    assert np.allclose(sub.loc[sub_rows].to_numpy(), prior.loc[[r.split('_', 1)[1] for r in sub_rows]].to_numpy())
+
+def test_unreadable_study_gets_prior_and_warning(setup, tmp_path):
+    ph, runs, _ = setup
+    broken = tmp_path/'ph'; shutil.copytree(ph, broken)
+    study = sorted((broken/'test_images').iterdir())[0]
+    for f in study.rglob('*.dcm'): f.write_bytes(b'not a dicom file')
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); sub = predict(broken, runs, progress=False)
+    assert any(f'study {study.name}' in str(x.message) for x in w)
+    validate_submission(sub, pd.read_csv(broken/'test_series_descriptions.csv').study_id.unique())
+    prior = fit_prior(read_train(ph/'train.csv'))
+    mine = sub[sub.row_id.str.startswith(study.name + '_')].set_index('row_id')
+    assert np.allclose(mine.to_numpy(), prior.loc[[r.split('_', 1)[1] for r in mine.index]].to_numpy())
+
+def test_empty_test_set(setup, tmp_path):
+    ph, runs, _ = setup
+    empty = tmp_path/'empty'; empty.mkdir()
+    shutil.copy(ph/'train.csv', empty/'train.csv')
+    (empty/'test_series_descriptions.csv').write_text('study_id,series_id,series_description\n')
+    (empty/'sample_submission.csv').write_text('row_id,normal_mild,moderate,severe\n')
+    sub = predict(empty, runs, out=empty/'s.csv', progress=False)
+    assert len(sub) == 0 and (empty/'s.csv').read_text().strip() == 'row_id,normal_mild,moderate,severe'
+
+def test_kaggle_notebook_runs_offline(setup, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    from lumbar_rsna.kaggle import build_kaggle_dataset, kaggle_notebook, DATASET_SLUG
+    ph, runs, _ = setup
+    inp, work = tmp_path/'input', tmp_path/'working'; work.mkdir()
+    (inp).mkdir(); os.symlink(ph, inp/'rsna-2024-lumbar-spine-degenerative-classification')
+    build_kaggle_dataset(runs, inp/DATASET_SLUG, ph)
+    assert json.loads((inp/DATASET_SLUG/'dataset-metadata.json').read_text())['id'].endswith(DATASET_SLUG)
+    nb = kaggle_notebook()
+    env = {**os.environ, 'LUMBAR_RSNA_KAGGLE_INPUT': str(inp), 'LUMBAR_RSNA_KAGGLE_WORKING': str(work), 'PIP_NO_INDEX': '1'}
+    old = dict(os.environ); os.environ.update(env)
+    try: NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
+    finally: os.environ.clear(); os.environ.update(old)
+    out = ''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.outputs)
+    assert str(work/'site-packages') in out                     # the package came from the wheel in the dataset
+    sub = read_sample_submission(work/'submission.csv')
+    assert sub.row_id.tolist() == pd.read_csv(ph/'sample_submission.csv').row_id.tolist()
