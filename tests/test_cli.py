@@ -30,3 +30,22 @@ def test_bad_submission_is_a_clear_error(real_csvs, tmp_path):
     pd.DataFrame({'row_id': ['4003253_spinal_canal_stenosis_l1_l2'], 'normal_mild': [1.0], 'moderate': [0.0], 'severe': [0.0]}).to_csv(tmp_path/'s.csv', index=False)
     r = cli('score', '--solution', real_csvs/'train.csv', '--submission', tmp_path/'s.csv')
     assert r.returncode == 2 and 'scored rows missing' in r.stderr and 'Traceback' not in r.stderr
+
+def test_phantom_command_and_its_errors(tmp_path):
+    r = cli('phantom', '--out', tmp_path/'ph', '--studies', 3, '--test-studies', 1, '--seed', 4)
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path/'ph'/'train.csv')) == 3
+    before = (tmp_path/'ph'/'train.csv').read_bytes()
+    r = cli('phantom', '--out', tmp_path/'ph', '--studies', 2)
+    assert r.returncode == 2 and 'not empty' in r.stderr and 'Traceback' not in r.stderr
+    assert (tmp_path/'ph'/'train.csv').read_bytes() == before
+    r = cli('phantom', '--out', tmp_path/'x', '--studies', 0)
+    assert r.returncode == 2 and 'positive integer' in r.stderr
+
+def test_preprocess_and_predict_commands(tmp_path):
+    ph = tmp_path/'ph'
+    assert cli('phantom', '--out', ph, '--studies', 4, '--test-studies', 1).returncode == 0
+    r = cli('preprocess', '--data', ph, '--cache', tmp_path/'cache', '--split', 'all', '--size', 32, '--workers', 1)
+    assert r.returncode == 0 and 'series cached, 0 failed' in r.stdout, r.stderr
+    r = cli('predict', '--data', ph, '--models', tmp_path/'none', '--out', tmp_path/'s.csv')
+    assert r.returncode == 2 and 'none' in r.stderr and not (tmp_path/'s.csv').exists()
