@@ -1,9 +1,10 @@
 """Training throughput in one run: images/s of the full loop (cache → DataLoader → step) and of the bare model step on a
 pre-made batch; the loop should keep at least 90% of the bare step's rate. An image is one slice of one sample.
 
-CPU (default): resnet10t at 96 px, 5 slices, batch 8, one loader worker (on a 2-core machine a second worker only takes cores from the step). With CUDA: tf_efficientnetv2_s at 224 px with
-AMP and channels_last, and the peak GPU memory."""
-import tempfile, time, warnings
+CPU (default): resnet10t at 96 px, 5 slices, batch 8. With CUDA: tf_efficientnetv2_s at 224 px with AMP and channels_last, and the
+peak GPU memory. The loader uses the trainer's own worker rule (`default_workers`): in-process loading on a CPU, worker
+processes beside a GPU. `--workers N` overrides it, to see what a worker process costs on a CPU."""
+import argparse, tempfile, time, warnings
 from pathlib import Path
 import torch
 from lumbar_rsna.phantom import make_phantom
@@ -11,12 +12,13 @@ from lumbar_rsna.dicom import preprocess
 from lumbar_rsna.data import SeriesDataset, dataset_items
 from lumbar_rsna.core import read_train
 from lumbar_rsna.model import SeriesModel
-from lumbar_rsna.train import loss_fn
+from lumbar_rsna.train import loss_fn, default_workers
 
-def main(steps: int = 12):
+def main(steps: int = 12, workers: int | None = None):
     cuda = torch.cuda.is_available()
     dev = torch.device('cuda' if cuda else 'cpu')
-    name, size, bs, workers = ('tf_efficientnetv2_s', 224, 16, 8) if cuda else ('resnet10t', 96, 8, 1)
+    name, size, bs = ('tf_efficientnetv2_s', 224, 16) if cuda else ('resnet10t', 96, 8)
+    workers = default_workers(dev) if workers is None else workers
     warnings.simplefilter('ignore')
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -39,7 +41,7 @@ def main(steps: int = 12):
         sync(); t = time.perf_counter()
         for _ in range(steps): step(x0, y0)
         sync(); bare = steps * bs * 5 / (time.perf_counter() - t)
-        dl = torch.utils.data.DataLoader(ds, bs, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=True, pin_memory=cuda)
+        dl = torch.utils.data.DataLoader(ds, bs, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=workers > 0, pin_memory=cuda)
         it = iter(dl); step(*(v.to(dev) for v in next(it)))     # workers started
         sync(); t = time.perf_counter(); n = 0
         while n < steps:
@@ -52,4 +54,6 @@ def main(steps: int = 12):
     print(f'full loop       : {loop:8.1f} images/s  ratio {loop / bare:.2f} (target >= 0.90: {"met" if loop / bare >= .9 else "MISSED"})')
     if cuda: print(f'peak GPU memory : {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB')
 
-if __name__ == '__main__': main()
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--steps', type=int, default=12); ap.add_argument('--workers', type=int)
+    a = ap.parse_args(); main(a.steps, a.workers)

@@ -19,8 +19,8 @@ from .model import SeriesModel
 from .metrics import score
 
 # %% auto #0
-__all__ = ['CLASS_WEIGHTS', 'TrainConfig', 'default_cache', 'loss_fn', 'probabilities', 'predict_dataset', 'evaluate', 'prepare',
-           'split_items', 'train', 'load_run', 'predict_series', 'plot_log']
+__all__ = ['CLASS_WEIGHTS', 'TrainConfig', 'default_workers', 'default_cache', 'loss_fn', 'probabilities', 'predict_dataset',
+           'evaluate', 'prepare', 'split_items', 'train', 'load_run', 'predict_series', 'plot_log']
 
 # %% ../nbs/06_train.ipynb #811a3dea
 @dataclass
@@ -45,7 +45,7 @@ class TrainConfig:
     augment: bool = True
     fold: int = 0
     n_folds: int = 5
-    workers: int = 2
+    workers: int | None = None       # DataLoader worker processes (None: default_workers() for the device)
     seed: int = 0
     amp: bool = True                 # mixed precision (CUDA only)
 
@@ -66,6 +66,10 @@ class TrainConfig:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown: raise ValueError(f'{path}: unknown settings {sorted(unknown)}')
         return cls(**d)
+
+def default_workers(device) -> int:
+    "DataLoader workers for training on `device`: none on a CPU, whose cores the step already keeps busy (a worker process only competes with it), up to 8 beside a GPU."
+    return min(8, os.cpu_count() or 1) if torch.device(device).type == 'cuda' else 0
 
 def _atomic_write_text(path: Path, text: str):
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp'); tmp.write_text(text); os.replace(tmp, path)
@@ -189,11 +193,12 @@ def train(cfg: TrainConfig, out, resume: bool = False, progress: bool = True, on
     if rank == 0: out.mkdir(parents=True, exist_ok=True); cfg.save(out/'config.json')
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     sampler = torch.utils.data.distributed.DistributedSampler(ds_tr, world, rank, shuffle=True, seed=cfg.seed) if world > 1 else None
+    workers = default_workers(dev) if cfg.workers is None else cfg.workers
     for epoch in range(state['epoch'] + 1, cfg.epochs):
         if state['done']: break
         t0 = time.time(); ds_tr.set_epoch(epoch); torch.manual_seed(cfg.seed * 100003 + epoch)
         if sampler: sampler.set_epoch(epoch)
-        dl = torch.utils.data.DataLoader(ds_tr, cfg.batch_size, shuffle=sampler is None, sampler=sampler, num_workers=cfg.workers,
+        dl = torch.utils.data.DataLoader(ds_tr, cfg.batch_size, shuffle=sampler is None, sampler=sampler, num_workers=workers,
                                          generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch), drop_last=len(ds_tr) > cfg.batch_size * world,
                                          pin_memory=dev.type == 'cuda')
         net.train(); losses = []
@@ -206,7 +211,7 @@ def train(cfg: TrainConfig, out, resume: bool = False, progress: bool = True, on
             losses.append(loss.item())
         if world > 1:                                   # batch-norm statistics are per process: take rank 0's, so every rank validates the same model
             for buf in model.buffers(): dist.broadcast(buf, 0)
-        probs = predict_dataset(model, ds_va, cfg.batch_size * 2, cfg.loss, device=dev, workers=cfg.workers)
+        probs = predict_dataset(model, ds_va, cfg.batch_size * 2, cfg.loss, device=dev, workers=workers)
         m = evaluate(probs, ds_va, labels)
         log.append(dict(epoch=epoch, train_loss=float(np.mean(losses)) if losses else float('nan'), val_loss=m['loss'], val_accuracy=m['accuracy'],
                         val_score=m['score'], seconds=round(time.time() - t0, 2)))
