@@ -1,7 +1,7 @@
 """Inference time per study for the three models, from DICOM files to submission rows, and the projection to Kaggle's
 hidden test set (~700 studies) against its 9-hour limit. Uses tf_efficientnetv2_s at 224 px (random weights: the time
 does not depend on them) on 'small' phantom studies; CUDA when available."""
-import tempfile, time, warnings
+import argparse, tempfile, time, warnings
 from pathlib import Path
 import torch
 from lumbar_rsna.core import SERIES_TYPES, read_series_descriptions
@@ -20,6 +20,7 @@ def main(n_studies: int = 4):
         for st in SERIES_TYPES:
             cfg = TrainConfig(series_type=st, model='tf_efficientnetv2_s', image_size=224, cache_size=256, slices=5)
             models[st] = (SeriesModel(cfg.model, cfg.n_labels, cfg.slices).to(dev).eval(), cfg, 1.0)
+            with torch.no_grad(): models[st][0](torch.zeros(1, cfg.slices, 3, 224, 224, device=dev))   # warm-up: CUDA context, kernels
         t = time.perf_counter()
         predict(ph, models, cache_dir=d/'cache', workers=1, progress=False)
         per = (time.perf_counter() - t) / n_studies
@@ -28,4 +29,6 @@ def main(n_studies: int = 4):
     print(f'seconds per study : {per:.2f} (DICOM decode + cache + 3 models)')
     print(f'700 studies       : {700 * per / 3600:.2f} h projected, {700 * per / (9 * 3600):.1%} of Kaggle\'s 9 h')
 
-if __name__ == '__main__': main()
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--studies', type=int, default=4)
+    main(ap.parse_args().studies)

@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
     keys = ('series_type', 'data', 'cache', 'model', 'pretrained', 'weights', 'freeze', 'image_size', 'cache_size', 'slices', 'mode',
             'epochs', 'batch_size', 'lr', 'patience', 'loss', 'fold', 'n_folds', 'workers', 'seed')
     args.data = str(data_root(args.data))
-    cfg = TrainConfig(**{k: getattr(args, k) for k in keys}, augment=not args.no_augment, amp=not args.no_amp)
+    cfg = TrainConfig(**{k: getattr(args, k) for k in keys}, augment=not args.no_augment, amp=not args.no_amp, deterministic=not args.fast)
     res = train(cfg, args.out, resume=args.resume)
     print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
     return 0
@@ -148,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--fold', type=int, default=0); s.add_argument('--n-folds', type=int, default=5)
     s.add_argument('--workers', type=int, help='DataLoader worker processes (default: 0 on a CPU, up to 8 with a GPU)')
     s.add_argument('--seed', type=int, default=0); s.add_argument('--no-augment', action='store_true'); s.add_argument('--no-amp', action='store_true')
+    s.add_argument('--fast', action='store_true', help='on CUDA: cuDNN autotuning instead of deterministic kernels (a resumed run may then differ slightly)')
     s.add_argument('--resume', action='store_true'); s.set_defaults(func=cmd_train)
     s = sub.add_parser('calibrate', help="fit runs' temperatures on their validation folds")
     s.add_argument('runs', nargs='+'); s.set_defaults(func=cmd_calibrate)

@@ -20,7 +20,7 @@ from .metrics import score
 
 # %% auto #0
 __all__ = ['CLASS_WEIGHTS', 'TrainConfig', 'default_workers', 'default_cache', 'loss_fn', 'probabilities', 'predict_dataset',
-           'evaluate', 'prepare', 'split_items', 'train', 'load_run', 'predict_series', 'plot_log']
+           'evaluate', 'prepare', 'split_items', 'cuda_determinism', 'train', 'load_run', 'predict_series', 'plot_log']
 
 # %% ../nbs/06_train.ipynb #811a3dea
 @dataclass
@@ -48,6 +48,7 @@ class TrainConfig:
     workers: int | None = None       # DataLoader worker processes (None: default_workers() for the device)
     seed: int = 0
     amp: bool = True                 # mixed precision (CUDA only)
+    deterministic: bool = True       # on CUDA: deterministic kernels (a resumed run ends where an uninterrupted one would); False: cuDNN autotuning
 
     def __post_init__(self):
         check_series_type(self.series_type)
@@ -106,12 +107,13 @@ def predict_dataset(model, ds: SeriesDataset, batch_size: int = 16, kind: str = 
     out = []
     try:
         dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+        amp = torch.autocast('cuda', dtype=torch.float16, enabled=torch.device(device).type == 'cuda')   # half precision on a GPU, as in training
         for x, _ in tqdm(dl, desc='predict', disable=not progress, leave=False):
             x = x.to(device)
-            p = probabilities(model(x), kind)
+            with amp: p = probabilities(model(x), kind)
             if tta:
                 xm, _ = flip_sides(x.transpose(0, 1), torch.zeros(0), ds.series_type, None)  # mirror every sample
-                pm = probabilities(model(xm.transpose(0, 1)), kind)
+                with amp: pm = probabilities(model(xm.transpose(0, 1)), kind)
                 if ds.swap is not None: pm = pm[:, torch.as_tensor(ds.swap)]
                 p = (p + pm) / 2
             out.append(p.cpu())
@@ -136,6 +138,10 @@ def evaluate(probs: np.ndarray, ds: SeriesDataset, train: pd.DataFrame) -> dict:
 def _world() -> tuple[int, int]:
     "(rank, world size), starting the process group when launched by torchrun."
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
+        local = int(os.environ.get('LOCAL_RANK', 0))
+        if torch.cuda.is_available() and local >= torch.cuda.device_count():
+            raise RuntimeError(f'LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA device(s): start at most that many processes per node '
+                               '(torchrun --nproc_per_node), or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on CPUs with gloo')
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
@@ -161,6 +167,12 @@ def split_items(cfg: TrainConfig, train: pd.DataFrame, items: pd.DataFrame) -> t
     return tr, va
 
 # %% ../nbs/06_train.ipynb #fa0c6795
+def cuda_determinism(on: bool):
+    "Deterministic cuDNN/cuBLAS kernels (same seed → same weights, also across a resume), or cuDNN's autotuner for speed."
+    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # cuBLAS reads it when its first handle is made
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, not on
+    torch.use_deterministic_algorithms(on, warn_only=True)
+
 def train(cfg: TrainConfig, out, resume: bool = False, progress: bool = True, on_batch=None) -> dict:
     "Train a model for `cfg` into run folder `out`; returns the best epoch's validation metrics."
     out = Path(out); rank, world = _world()
@@ -177,6 +189,7 @@ def train(cfg: TrainConfig, out, resume: bool = False, progress: bool = True, on
     mk = lambda it, aug: SeriesDataset(it, labels, cfg.series_type, cache, cfg.slices, cfg.image_size, cfg.mode, aug, cfg.seed)
     ds_tr, ds_va = mk(tr_items, cfg.augment), mk(va_items, False)
     dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if torch.cuda.is_available() else torch.device('cpu')
+    if dev.type == 'cuda': cuda_determinism(cfg.deterministic)
     torch.manual_seed(cfg.seed)
     model = SeriesModel(cfg.model, cfg.n_labels, cfg.slices, cfg.pretrained, cfg.weights, cfg.freeze).to(dev)
     if dev.type == 'cuda': model = model.to(memory_format=torch.channels_last)
@@ -230,9 +243,10 @@ def train(cfg: TrainConfig, out, resume: bool = False, progress: bool = True, on
 
 def _check_ranks_agree(model, out: Path, rank: int, world: int):
     "Gather a checksum of the weights from every rank; rank 0 records them in ddp.json."
-    s = torch.tensor([float(sum(p.double().sum() for p in model.state_dict().values() if p.is_floating_point()))])
-    got = [torch.zeros(1) for _ in range(world)]
-    dist.all_gather(got, s.cpu())
+    dev = next(model.parameters()).device                 # nccl gathers CUDA tensors, gloo CPU ones
+    s = torch.tensor([float(sum(p.double().sum() for p in model.state_dict().values() if p.is_floating_point()))], device=dev)
+    got = [torch.zeros(1, device=dev) for _ in range(world)]
+    dist.all_gather(got, s)
     if rank == 0: _atomic_write_text(out/'ddp.json', json.dumps(dict(world_size=world, checksums=[g.item() for g in got])))
     dist.barrier()
 
