@@ -163,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--out'); s.set_defaults(func=cmd_kaggle_notebook)
     s = sub.add_parser('demo', help='the main job on the phantom: make, preprocess, train, predict, score')
     s.add_argument('--out', default='demo_out'); s.add_argument('--studies', type=int, default=240); s.add_argument('--test-studies', type=int, default=60)
-    s.add_argument('--epochs', type=int, default=12); s.add_argument('--seed', type=int, default=0); s.set_defaults(func=cmd_demo)
+    s.add_argument('--epochs', type=int, default=30); s.add_argument('--seed', type=int, default=0); s.set_defaults(func=cmd_demo)
     return p
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,16 +20,16 @@ __all__ = ['run_slug', 'demo_config', 'score_table', 'run_demo', 'save_plots']
 # %% ../nbs/89_demo.ipynb #b898900d
 def run_slug(series_type: str) -> str: return series_type.lower().replace('/', '_').replace(' ', '_')
 
-def demo_config(series_type: str, root: Path, cache: Path, epochs: int, seed: int, size: int) -> TrainConfig:
-    "The CPU-sized training setting of the demo."
+def demo_config(series_type: str, root: Path, cache: Path, epochs: int, seed: int, size: int, patience: int = 12) -> TrainConfig:
+    "The CPU-sized training setting of the demo: a tiny backbone trained from scratch, so more epochs and patience than fine-tuning needs."
     return TrainConfig(series_type=series_type, data=str(root), cache=str(cache), model='test_efficientnet', image_size=size, cache_size=size,
-                       slices=5, epochs=epochs, batch_size=8, patience=3, n_folds=4, workers=0, freeze=0.0, seed=seed)
+                       slices=5, epochs=epochs, batch_size=8, patience=patience, n_folds=4, workers=0, freeze=0.0, seed=seed)
 
 def score_table(solution: pd.DataFrame, subs: dict) -> pd.DataFrame:
     "Score and four terms of each submission, one row each."
     return pd.DataFrame({k: (lambda v: {'score': v[0], **v[1]})(score(solution, s)) for k, s in subs.items()}).T
 
-def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs: int = 12, seed: int = 0, size: int = 96,
+def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs: int = 30, seed: int = 0, size: int = 96,
              progress: bool = True) -> pd.DataFrame:
     "Phantom → cache → three models → calibrated submission → score table (also saved as scores.csv with plots)."
     out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
