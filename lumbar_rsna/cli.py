@@ -117,6 +117,13 @@ def cmd_demo(args) -> int:
     return 0
 
 # %% ../nbs/90_cli.ipynb #d4c673ca
+class _Help(argparse.HelpFormatter):
+    "Option help that ends with the option's default, where it has one worth saying."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if action.option_strings and all(action.default is not v for v in (None, False, argparse.SUPPRESS)) and 'default' not in h: h = f'{h} (default: {action.default})'.strip()
+        return h
+
 def parser() -> argparse.ArgumentParser:
     "The `lumbar-rsna` argument parser."
     p = argparse.ArgumentParser(prog='lumbar-rsna', description='RSNA 2024 lumbar spine degenerative classification')
@@ -139,31 +146,46 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_preprocess)
     s = sub.add_parser('train', help="train one series type's model")
     s.add_argument('--series', dest='series_type', required=True, help='"Sagittal T1", "Axial T2" or "Sagittal T2/STIR"')
-    s.add_argument('--out', required=True); s.add_argument('--data'); s.add_argument('--cache')
-    s.add_argument('--model', default='tf_efficientnetv2_s'); s.add_argument('--pretrained', action='store_true'); s.add_argument('--weights')
-    s.add_argument('--freeze', type=float, default=0.25); s.add_argument('--image-size', type=int, default=224); s.add_argument('--cache-size', type=int, default=256)
-    s.add_argument('--slices', type=int, default=5); s.add_argument('--mode', default='2.5d', choices=['2.5d', 'repeat'])
-    s.add_argument('--epochs', type=int, default=20); s.add_argument('--batch-size', type=int, default=8); s.add_argument('--lr', type=float, default=1e-3)
-    s.add_argument('--patience', type=int, default=3); s.add_argument('--loss', default='ce', choices=['ce', 'bce'])
-    s.add_argument('--fold', type=int, default=0); s.add_argument('--n-folds', type=int, default=5)
+    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
+    s.add_argument('--data', help='dataset folder (default: $LUMBAR_RSNA_DATA, Kaggle input, or the phantom)')
+    s.add_argument('--cache', help='preprocessing cache, filled on first use (default: one per dataset under $LUMBAR_RSNA_CACHE or ~/.cache/lumbar_rsna)')
+    s.add_argument('--model', default='tf_efficientnetv2_s', help='any timm model name')
+    s.add_argument('--pretrained', action='store_true', help="timm's ImageNet weights (needs internet)")
+    s.add_argument('--weights', help='local backbone weights (.safetensors or a torch state dict), the offline way')
+    s.add_argument('--freeze', type=float, default=0.25, help='fraction of backbone parameter tensors frozen, earliest first')
+    s.add_argument('--image-size', type=int, default=224, help='model input size in pixels')
+    s.add_argument('--cache-size', type=int, default=256, help='size of the cached slices in pixels')
+    s.add_argument('--slices', type=int, default=5, help='slices per series, evenly spaced')
+    s.add_argument('--mode', default='2.5d', choices=['2.5d', 'repeat'], help='3 channels from a slice and its neighbours, or one slice repeated')
+    s.add_argument('--epochs', type=int, default=20, help='most epochs'); s.add_argument('--batch-size', type=int, default=8, help='series per batch (per process under torchrun)')
+    s.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate')
+    s.add_argument('--patience', type=int, default=3, help='epochs without a better validation loss before stopping')
+    s.add_argument('--loss', default='ce', choices=['ce', 'bce'], help="cross-entropy weighted 1/2/4 like the metric, or binary cross-entropy")
+    s.add_argument('--fold', type=int, default=0, help='validation fold'); s.add_argument('--n-folds', type=int, default=5, help='study-level folds, stratified on severity')
     s.add_argument('--workers', type=int, help='DataLoader worker processes (default: 0 on a CPU, up to 8 with a GPU)')
-    s.add_argument('--seed', type=int, default=0); s.add_argument('--no-augment', action='store_true'); s.add_argument('--no-amp', action='store_true')
+    s.add_argument('--seed', type=int, default=0, help='folds, initial weights, data order and augmentation'); s.add_argument('--no-augment', action='store_true', help='no flips, rotations, zoom, contrast or gamma')
+    s.add_argument('--no-amp', action='store_true', help='full precision on CUDA')
     s.add_argument('--fast', action='store_true', help='on CUDA: cuDNN autotuning instead of deterministic kernels (a resumed run may then differ slightly)')
-    s.add_argument('--resume', action='store_true'); s.set_defaults(func=cmd_train)
+    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=cmd_train)
     s = sub.add_parser('calibrate', help="fit runs' temperatures on their validation folds")
     s.add_argument('runs', nargs='+'); s.set_defaults(func=cmd_calibrate)
     s = sub.add_parser('predict', help='write a submission for the test studies')
-    s.add_argument('--data'); s.add_argument('--models', required=True, help='folder of run folders'); s.add_argument('--out', default='submission.csv')
-    s.add_argument('--prior', help='prior.csv (default: fitted on the dataset\'s train.csv)'); s.add_argument('--cache'); s.add_argument('--tta', action='store_true')
-    s.add_argument('--workers', type=int); s.set_defaults(func=cmd_predict)
+    s.add_argument('--data', help='dataset folder with test_series_descriptions.csv and test_images/')
+    s.add_argument('--models', required=True, help='folder of run folders'); s.add_argument('--out', default='submission.csv', help='the submission CSV')
+    s.add_argument('--prior', help='prior.csv (default: fitted on the dataset\'s train.csv)'); s.add_argument('--cache', help='cache for the decoded test series')
+    s.add_argument('--tta', action='store_true', help='also predict each series mirrored (left/right targets swapped back) and average')
+    s.add_argument('--workers', type=int, help='processes decoding DICOM'); s.set_defaults(func=cmd_predict)
     s = sub.add_parser('kaggle-dataset', help='wheel + models + prior as a Kaggle dataset folder')
     s.add_argument('--models', required=True); s.add_argument('--out', required=True); s.add_argument('--data'); s.add_argument('--user', default='your-kaggle-name')
     s.set_defaults(func=cmd_kaggle_dataset)
     s = sub.add_parser('kaggle-notebook', help='write the Kaggle submission notebook')
     s.add_argument('--out'); s.set_defaults(func=cmd_kaggle_notebook)
     s = sub.add_parser('demo', help='the main job on the phantom: make, preprocess, train, predict, score')
-    s.add_argument('--out', default='demo_out'); s.add_argument('--studies', type=int, default=240); s.add_argument('--test-studies', type=int, default=60)
-    s.add_argument('--epochs', type=int, default=30); s.add_argument('--seed', type=int, default=0); s.set_defaults(func=cmd_demo)
+    s.add_argument('--out', default='demo_out', help='folder for everything the demo writes')
+    s.add_argument('--studies', type=int, default=240, help='phantom train studies'); s.add_argument('--test-studies', type=int, default=60, help='phantom test studies')
+    s.add_argument('--epochs', type=int, default=30, help='most epochs per model'); s.add_argument('--seed', type=int, default=0, help='phantom and training seed')
+    s.set_defaults(func=cmd_demo)
+    for s in sub.choices.values(): s.formatter_class = _Help
     return p
 
 def main(argv: list[str] | None = None) -> int:
