@@ -168,7 +168,7 @@ def split_items(cfg: TrainConfig, train: pd.DataFrame, items: pd.DataFrame) -> t
 
 # %% ../nbs/06_train.ipynb #fa0c6795
 def cuda_determinism(on: bool):
-    "Deterministic cuDNN/cuBLAS kernels (same seed → same weights, also across a resume), or cuDNN's autotuner for speed."
+    "Deterministic cuDNN/cuBLAS kernels (same seed → same weights, also across a resume), or cuDNN's autotuner for speed; process-wide, as PyTorch keeps these switches."
     if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # cuBLAS reads it when its first handle is made
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, not on
     torch.use_deterministic_algorithms(on, warn_only=True)
