@@ -140,7 +140,7 @@ def _world() -> tuple[int, int]:
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
         local = int(os.environ.get('LOCAL_RANK', 0))
         if torch.cuda.is_available() and local >= torch.cuda.device_count():
-            raise RuntimeError(f'LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA device(s): start at most that many processes per node '
+            raise ValueError(f'LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA device(s): start at most that many processes per node '
                                '(torchrun --nproc_per_node), or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on CPUs with gloo')
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
