@@ -52,7 +52,8 @@ def main(steps: int = 12, workers: int | None = None, fast: bool = False):
         sync(); loop = steps * bs * 5 / (time.perf_counter() - t)
     print(f'{dev.type}: {name} at {size} px, batch {bs} × 5 slices, {workers} loader workers' + (', AMP + channels_last' + (', cuDNN autotuning' if fast else ', deterministic kernels') if cuda else ''))
     print(f'bare model step : {bare:8.1f} images/s')
-    print(f'full loop       : {loop:8.1f} images/s  ratio {loop / bare:.2f} (target >= 0.90: {"met" if loop / bare >= .9 else "MISSED"})')
+    verdict = '' if cuda else f' (CPU target >= 0.90: {"met" if loop / bare >= .9 else "MISSED"})'   # the target is set for the CPU loop
+    print(f'full loop       : {loop:8.1f} images/s  ratio {loop / bare:.2f}{verdict}')
     if cuda: print(f'peak GPU memory : {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB')
 
 if __name__ == '__main__':
