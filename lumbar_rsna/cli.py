@@ -12,8 +12,9 @@ from .core import (resolve_data_root, read_train, read_sample_submission, fit_pr
 from .metrics import score
 
 # %% auto #0
-__all__ = ['data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom', 'cmd_preprocess', 'cmd_train',
-           'cmd_calibrate', 'cmd_predict', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo', 'parser', 'main']
+__all__ = ['data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom', 'cmd_preprocess', 'train_config',
+           'cmd_train', 'cmd_calibrate', 'cmd_predict', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo',
+           'parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #a0572f8e
 def data_root(data=None) -> Path:
@@ -72,13 +73,18 @@ def cmd_preprocess(args) -> int:
     print(f'{cache}: {int((idx.status == "ok").sum())} series cached, {int((idx.status != "ok").sum())} failed')
     return 0
 
+def train_config(args):
+    "The TrainConfig of parsed `train` arguments: each option of a field's name, and the three switches that negate one."
+    import dataclasses
+    from lumbar_rsna.train import TrainConfig
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**given, augment=not args.no_augment, amp=not args.no_amp, deterministic=not args.fast)
+
 def cmd_train(args) -> int:
     "Train one series type's model."
-    from lumbar_rsna.train import TrainConfig, train
-    keys = ('series_type', 'data', 'cache', 'model', 'pretrained', 'weights', 'freeze', 'image_size', 'cache_size', 'slices', 'mode',
-            'epochs', 'batch_size', 'lr', 'patience', 'loss', 'fold', 'n_folds', 'workers', 'seed')
+    from lumbar_rsna.train import train
     args.data = str(data_root(args.data))
-    cfg = TrainConfig(**{k: getattr(args, k) for k in keys}, augment=not args.no_augment, amp=not args.no_amp, deterministic=not args.fast)
+    cfg = train_config(args)
     res = train(cfg, args.out, resume=args.resume)
     print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
     return 0
