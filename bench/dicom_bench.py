@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np, pydicom
 from lumbar_rsna.phantom import make_phantom
 from lumbar_rsna.core import read_series_descriptions
-from lumbar_rsna.dicom import load_series, cache_series, load_cached
+from lumbar_rsna.dicom import load_series
+from lumbar_rsna.cache import cache_series, load_cached
 
 def rates(fns: dict, n_slices: int, repeat: int = 9) -> dict:
     "Best slices/s of each function, run interleaved so that machine noise hits them alike."

@@ -7,8 +7,8 @@ import torch
 from lumbar_rsna.core import SERIES_TYPES, read_series_descriptions
 from lumbar_rsna.phantom import make_phantom
 from lumbar_rsna.model import SeriesModel
-from lumbar_rsna.train import TrainConfig
-from lumbar_rsna.inference import predict
+from lumbar_rsna.series import recipe
+from lumbar_rsna.inference import predict, TrainedModel
 
 def main(n_studies: int = 4):
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -18,9 +18,9 @@ def main(n_studies: int = 4):
         ph = make_phantom(d/'ph', 1, seed=0, test_studies=n_studies, size='small', progress=False)
         models = {}
         for st in SERIES_TYPES:
-            cfg = TrainConfig(series_type=st, model='tf_efficientnetv2_s', image_size=224, cache_size=256, slices=5)
-            models[st] = (SeriesModel(cfg.model, cfg.n_labels, cfg.slices).to(dev).eval(), cfg, 1.0)
-            with torch.no_grad(): models[st][0](torch.zeros(1, cfg.slices, 3, 224, 224, device=dev))   # warm-up: CUDA context, kernels
+            cfg = recipe('full', series_type=st)
+            models[st] = TrainedModel(SeriesModel.from_config(cfg, for_training=False).to(dev).eval(), cfg)
+            with torch.no_grad(): models[st].model(torch.zeros(1, cfg.slices, 3, cfg.image_size, cfg.image_size, device=dev))   # warm-up: CUDA context, kernels
         t = time.perf_counter()
         predict(ph, models, cache_dir=d/'cache', workers=1, progress=False)
         per = (time.perf_counter() - t) / n_studies

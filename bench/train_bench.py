@@ -8,11 +8,12 @@ import argparse, tempfile, time, warnings
 from pathlib import Path
 import pandas as pd, torch
 from lumbar_rsna.phantom import make_phantom
-from lumbar_rsna.dicom import preprocess
+from lumbar_rsna.cache import preprocess
 from lumbar_rsna.data import SeriesDataset, dataset_items
 from lumbar_rsna.core import read_train
 from lumbar_rsna.model import SeriesModel
-from lumbar_rsna.train import loss_fn, default_workers, cuda_determinism
+from lumbar_rsna.model import loss_fn
+from lumbar_rsna.train import default_workers, cuda_determinism
 
 def main(steps: int = 12, workers: int | None = None, fast: bool = False):
     cuda = torch.cuda.is_available()

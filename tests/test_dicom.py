@@ -3,7 +3,8 @@ import shutil, warnings
 import numpy as np, pydicom, pytest
 from lumbar_rsna.phantom import make_phantom
 from lumbar_rsna.core import read_series_descriptions, read_coordinates
-from lumbar_rsna.dicom import load_series, load_stacks, level_slices, preprocess, load_cached, read_cache_index
+from lumbar_rsna.dicom import load_series, load_stacks, level_slices
+from lumbar_rsna.cache import preprocess, load_cached, read_cache_index
 
 @pytest.fixture(scope='module')
 def ph(tmp_path_factory):

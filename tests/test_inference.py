@@ -2,9 +2,10 @@
 import json, os, shutil, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
-from lumbar_rsna.core import SERIES_TYPES, read_sample_submission, read_train, validate_submission, series_label_cols, fit_prior, PRED_COLS
+from lumbar_rsna.core import SERIES_TYPES, read_sample_submission, read_train, validate_submission, series_label_cols, fit_prior, PRED_COLS, series_slug
 from lumbar_rsna.phantom import make_phantom
-from lumbar_rsna.train import TrainConfig, train
+from lumbar_rsna.train import train
+from lumbar_rsna.series import recipe
 from lumbar_rsna.inference import predict, load_models, calibrate_run
 
 @pytest.fixture(scope='module')
@@ -12,10 +13,8 @@ def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp('e2e')
     ph = make_phantom(d/'ph', 12, seed=0, test_studies=4, progress=False)
     for st in SERIES_TYPES:
-        cfg = TrainConfig(series_type=st, data=str(ph), cache=str(d/'cache'), model='test_efficientnet', image_size=48, cache_size=48,
-                          slices=3, epochs=2, batch_size=4, n_folds=3, workers=0)
-        run = d/'runs'/st.replace('/', '_').replace(' ', '_').lower()
-        train(cfg, run, progress=False); calibrate_run(run)
+        run = d/'runs'/series_slug(st)
+        train(recipe('tiny', series_type=st, data=str(ph), cache=str(d/'cache')), run, progress=False); calibrate_run(run)
     return ph, d/'runs', d
 
 def test_round_trip_exact_rows(setup, tmp_path):
@@ -61,7 +60,7 @@ def test_empty_test_set(setup, tmp_path):
     sub = predict(empty, runs, out=empty/'s.csv', progress=False)
     assert len(sub) == 0 and (empty/'s.csv').read_text().strip() == 'row_id,normal_mild,moderate,severe'
 
-def test_kaggle_notebook_runs_offline(setup, tmp_path):
+def test_kaggle_notebook_runs_offline(setup, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
     from lumbar_rsna.kaggle import build_kaggle_dataset, kaggle_notebook, DATASET_SLUG
@@ -71,10 +70,8 @@ def test_kaggle_notebook_runs_offline(setup, tmp_path):
     build_kaggle_dataset(runs, inp/DATASET_SLUG, ph)
     assert json.loads((inp/DATASET_SLUG/'dataset-metadata.json').read_text())['id'].endswith(DATASET_SLUG)
     nb = kaggle_notebook()
-    env = {**os.environ, 'LUMBAR_RSNA_KAGGLE_INPUT': str(inp), 'LUMBAR_RSNA_KAGGLE_WORKING': str(work), 'PIP_NO_INDEX': '1'}
-    old = dict(os.environ); os.environ.update(env)
-    try: NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
-    finally: os.environ.clear(); os.environ.update(old)
+    for k, v in {'LUMBAR_RSNA_KAGGLE_INPUT': str(inp), 'LUMBAR_RSNA_KAGGLE_WORKING': str(work), 'PIP_NO_INDEX': '1'}.items(): monkeypatch.setenv(k, v)
+    NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
     out = ''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.outputs)
     assert str(work/'site-packages') in out                     # the package came from the wheel in the dataset
     sub = read_sample_submission(work/'submission.csv')
