@@ -18,13 +18,14 @@ from .core import (CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS, LEVELS, LEVEL_N
     SEVERITY_WEIGHTS, SERIES_CONDITIONS, LABEL_COLS, submission_rows, labels_long, read_train, read_coordinates, cache_root, write_csv_atomic)
 
 # %% auto #0
-__all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'SIZES', 'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SERIES_KINDS',
+__all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SERIES_KINDS',
            'SEVERITY_COLORS', 'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades',
            'severity_strings', 'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size',
-           'Spine', 'landmark', 'random_spine', 'spine_coords', 'render', 'SeriesGeom', 'sagittal_geometry',
-           'axial_geometry', 'render_slice', 'make_series', 'write_dicom', 'make_study', 'make_phantom',
-           'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width', 'folder_digest',
-           'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
+           'Spine', 'landmark', 'structure_extent', 'random_spine', 'spine_coords', 'render', 'SeriesGeom',
+           'sagittal_geometry', 'axial_geometry', 'render_slice', 'make_series', 'write_dicom', 'make_study',
+           'make_phantom', 'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width',
+           'folder_digest', 'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent',
+           'plot_label_comparison']
 
 # %% ../nbs/01_phantom.ipynb #c006
 _LEV = np.array([LEVELS.index(c[-5:]) for c in LABEL_COLS])
@@ -137,7 +138,7 @@ def finding_size(z: np.ndarray, model: dict = LABEL_MODEL) -> np.ndarray:
     "Size of each cell's structure (n, 25) as a fraction of its normal size: strictly decreasing in the latent `z`."
     t = reader_thresholds(model)
     g = 1 + (z - t[:, 0]) / (t[:, 1] - t[:, 0])          # 1 at the Moderate threshold, 2 at the Severe one
-    return 1 - 0.8 / (1 + np.exp(-2.5 * (g - 1.5)))
+    return 1 - 0.9 / (1 + np.exp(-3 * (g - 1.2)))
 
 def _rot(axis: int, deg: float) -> np.ndarray:
     "Rotation by `deg` about patient axis 0 (x), 1 (y) or 2 (z)."
@@ -166,11 +167,26 @@ class Spine:
         "Point `q` (left, posterior, up; mm) of disc `disc`'s frame → patient coordinates."
         return self.centers[disc] + self.frames[disc] @ np.asarray(q, float)
 
+# each finding's structure at normal size, in a disc's frame (mm, × the study's scale): centre (lateral, posterior), radii (lateral, posterior, along the spine)
+STRUCTURES = {'spinal_canal_stenosis': (0.0, 6.0, 9.5, 6.5, 6.0), 'neural_foraminal_narrowing': (15.0, 6.0, 6.0, 6.0, 9.0),
+              'subarticular_stenosis': (8.5, 0.5, 3.8, 3.8, 7.0)}
+
+def _structure(condition: str) -> tuple[int, tuple]:
+    "Side (+1 left, −1 right, 0 midline) and `STRUCTURES` entry of a condition."
+    side = 1 if condition.startswith('left') else -1 if condition.startswith('right') else 0
+    return side, STRUCTURES[condition.removeprefix('left_').removeprefix('right_')]
+
 def landmark(spine: Spine, condition: str, k: int) -> np.ndarray:
     "Patient position of the finding for `condition` at lumbar level `k` (0 = L1/L2): where its label is drawn."
-    side, s = (1 if condition.startswith('left') else -1), spine.scale
-    q = (0.0, 6.0 * s, 0.0) if condition == 'spinal_canal_stenosis' else (side * 15.0 * s, 6.0 * s, 0.0) if 'foraminal' in condition else (side * 8.5 * s, 0.5 * s, 0.0)
-    return spine.to_patient(LUMBAR + k, q)
+    side, (cx, cy, *_) = _structure(condition)
+    return spine.to_patient(LUMBAR + k, (side * cx * spine.scale, cy * spine.scale, 0.0))
+
+def structure_extent(spine: Spine, condition: str, x, y, h) -> np.ndarray:
+    "Where spine-frame points (x, y, height h above their disc) lie relative to `condition`'s structure at normal size: < 1 inside."
+    side, (cx, cy, rx, ry, rz) = _structure(condition); s = spine.scale
+    e = ((np.asarray(x) - side * cx * s) / (rx * s)) ** 2 + ((np.asarray(y) - cy * s) / (ry * s)) ** 2
+    if 'foraminal' in condition: return e + (np.asarray(h) / (rz * s)) ** 2
+    return e if condition == 'spinal_canal_stenosis' else np.maximum(e, (np.asarray(h) / (rz * s)) ** 2)
 
 # %% ../nbs/01_phantom.ipynb #c022
 def random_spine(sizes: np.ndarray, rng: np.random.Generator) -> Spine:
@@ -179,7 +195,7 @@ def random_spine(sizes: np.ndarray, rng: np.random.Generator) -> Spine:
     l12, l5s1 = rng.uniform(0, 10), rng.uniform(15, 35)
     tilt = np.r_[l12 - rng.uniform(2, 6) * np.arange(3, 0, -1), np.linspace(l12, l5s1, 5) + rng.normal(0, 2, 5) * [0, 1, 1, 1, 0]]
     tilt += rng.normal(0, 4) - rng.uniform(0.3, 0.7) * tilt[LUMBAR:].mean()        # how the patient lies: the lumbar axis within ~±10° of the scanner's
-    lean, twist = np.cumsum(rng.normal(0, 1.2, 8)) + rng.normal(0, 2), np.cumsum(rng.normal(0, 1, 8)) + rng.normal(0, 2)
+    lean, twist = np.cumsum(rng.normal(0, 0.6, 8)) + rng.normal(0, 1.5), np.cumsum(rng.normal(0, 1, 8)) + rng.normal(0, 2)
     frames = np.stack([_rot(1, lean[k]) @ _rot(0, tilt[k]) @ _rot(2, twist[k]) for k in range(8)])
     half = s * np.clip(rng.normal([6, 6.5, 7, 8, 9, 10, 10.5, 9.5], 1.2), 5, 12) / 2
     body = s * np.clip(rng.normal([23, 24, 25, 26, 27, 28, 28, 27], 1.5) + rng.normal(0, 1.5), 22, 32)   # vertebra above each disc
@@ -235,16 +251,19 @@ def _spine(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.nd
     post = (np.abs(x) < 24 * s) & (y > 14 * s) & (y < 38 * s) & (~sacrum | (h > -half - 35 * s))
     out = np.where(post, val['bone'] * 0.85 * (1 + 0.2 * tex), out)
     sizes = lambda cond: np.array([spine.size(cond, i) for i in range(8)])
-    f = 1 - (1 - sizes('spinal_canal_stenosis')[k]) * np.exp(-h ** 2 / (2 * (6 * s) ** 2))
-    canal = ((x / (9.5 * s * f)) ** 2 + ((y - 6 * s) / (6.5 * s * f)) ** 2 < 1) & (~sacrum | (h > -half - 25 * s))
+    cx, cy, rx, ry, rz = STRUCTURES['spinal_canal_stenosis']
+    f = 1 - (1 - sizes('spinal_canal_stenosis')[k]) * np.exp(-h ** 2 / (2 * (rz * s) ** 2))
+    canal = ((x / (rx * s * f)) ** 2 + ((y - cy * s) / (ry * s * f)) ** 2 < 1) & (~sacrum | (h > -half - 25 * s))
     out = np.where(canal, val['csf'], out)
     left = x > 0
     fo = np.where(left, sizes('left_neural_foraminal_narrowing')[k], sizes('right_neural_foraminal_narrowing')[k])
-    foramen = ((np.abs(x) - 15 * s) / (4.5 * s)) ** 2 + ((y - 6 * s) / (6 * s * fo)) ** 2 + (h / (7 * s * fo)) ** 2 < 1
+    cx, cy, rx, ry, rz = STRUCTURES['neural_foraminal_narrowing']
+    foramen = ((np.abs(x) - cx * s) / (rx * s)) ** 2 + ((y - cy * s) / (ry * s * fo)) ** 2 + (h / (rz * s * fo)) ** 2 < 1
     out = np.where(foramen & ~sacrum, val['fat'], out)
     re = np.where(left, sizes('left_subarticular_stenosis')[k], sizes('right_subarticular_stenosis')[k])
-    recess = ((np.abs(x) - 8.5 * s) / (3.8 * s * re)) ** 2 + ((y - 0.5 * s) / (3.8 * s * re)) ** 2 < 1
-    full[near] = np.where(recess & (np.abs(h) < 7 * s) & ~sacrum, val['recess'], out)
+    cx, cy, rx, ry, rz = STRUCTURES['subarticular_stenosis']
+    recess = ((np.abs(x) - cx * s) / (rx * s * re)) ** 2 + ((y - cy * s) / (ry * s * re)) ** 2 < 1
+    full[near] = np.where(recess & (np.abs(h) < rz * s) & ~sacrum, val['recess'], out)
     return full
 
 def render(spine: Spine, pts: np.ndarray, contrast: int) -> np.ndarray:
@@ -254,8 +273,8 @@ def render(spine: Spine, pts: np.ndarray, contrast: int) -> np.ndarray:
 
 # %% ../nbs/01_phantom.ipynb #c025
 SIZES = {  # rows (px), px step, sagittal FOV (mm), axial FOV (mm), render grid cap (px), sagittal spacing (mm), slices T1 / T2, axial spacing continuous / blocks, block slices, coverage top (vertebra index, 0 = T10)
-    'tiny':  dict(px=(64, 96), px_step=8, sag_fov=(185, 230), ax_fov=(140, 180), grid=96, sag_step=(4.5, 6.0), t1=(8, 12), t2=(7, 11),
-                  ax_step=(5.5, 7.0), block_step=(4.0, 5.0), block=(3, 4), top=(2.0, 3.0)),
+    'tiny':  dict(px=(64, 96), px_step=8, sag_fov=(165, 200), ax_fov=(140, 180), grid=96, sag_step=(4.5, 6.0), t1=(8, 12), t2=(7, 11),
+                  ax_step=(5.5, 7.0), block_step=(4.0, 5.0), block=(3, 4), top=(2.5, 3.0)),
     'small': dict(px=(128, 224), px_step=16, sag_fov=(200, 300), ax_fov=(150, 200), grid=160, sag_step=(4.0, 5.0), t1=(10, 16), t2=(9, 14),
                   ax_step=(4.5, 5.5), block_step=(3.5, 4.5), block=(3, 5), top=(1.0, 3.0)),
     'full':  dict(px=(256, 640), px_step=64, sag_fov=(220, 380), ax_fov=(150, 230), grid=256, sag_step=(3.0, 5.0), t1=(10, 38), t2=(8, 29),
@@ -310,17 +329,17 @@ def sagittal_geometry(spine: Spine, rng: np.random.Generator, size: str, n_range
     step = rng.uniform(*cfg['sag_step'])
     fx = [landmark(spine, f'{side}_neural_foraminal_narrowing', k)[0] for side in ('left', 'right') for k in range(5)]
     shift = rng.normal(0, 2)
-    need = int(np.ceil((max(fx) - min(fx) + 2 * abs(shift) + 6 * spine.scale) / step)) + 1
+    need = int(np.ceil((max(fx) - min(fx) + 2 * abs(shift) + STRUCTURES['neural_foraminal_narrowing'][2] * spine.scale) / step)) + 1
     mean = (n_range[0] + n_range[1]) / 2 - (n_range[1] - n_range[0]) / 4
     n = int(np.clip(round(rng.normal(mean, (n_range[1] - n_range[0]) / 6)), max(n_range[0], need), max(n_range[1], need)))
     xs = (max(fx) + min(fx)) / 2 + shift + (np.arange(n) - (n - 1) / 2) * step
     rows, cols = _image_size(cfg, rng, 0.6)
     top = _vertebra_center(spine, rng.uniform(*cfg['top']))[2]
-    bottom = spine.to_patient(7, (0, 0, -spine.half[7] - 40 * spine.scale))[2]
+    bottom = spine.to_patient(7, (0, 0, -spine.half[7] - 20 * spine.scale))[2]       # S1's body
     ps = max(rng.uniform(*cfg['sag_fov']), top - bottom + 10) / rows
     canal_y = landmark(spine, 'spinal_canal_stenosis', 2)[1]
     y0 = canal_y - rng.uniform(0.45, 0.75) * cols * ps
-    pos = np.stack([xs, np.full(n, y0), np.full(n, top + rng.uniform(0, 10))], 1)
+    pos = np.stack([xs, np.full(n, y0), np.full(n, top + rng.uniform(0, 5))], 1)
     dirs = lambda v: np.tile(np.array(v, float), (n, 1))
     return SeriesGeom(pos, dirs([0, 1, 0]), dirs([0, 0, -1]), ps, rows, cols, step, step * rng.uniform(0.8, 1.0))
 
@@ -691,7 +710,7 @@ def plot_label_comparison(phantom_train: pd.DataFrame, real_train: pd.DataFrame,
     f = lambda t: pd.crosstab(labels_long(t).col, labels_long(t).severity, normalize='index').reindex(index=list(LABEL_COLS), columns=list(SEVERITIES), fill_value=0)
     p, r = f(phantom_train), f(real_train)
     for sev, c in (('Moderate', SEVERITY_COLORS['Moderate']), ('Severe', SEVERITY_COLORS['Severe'])): ax.scatter(r[sev], p[sev], c=c, label=sev, s=12)
-    lim = max(p.max().max(), r.max().max()) * 1.05
-    ax.plot([0, lim], [0, lim], 'k:', lw=1); ax.set_xlabel('real train.csv'); ax.set_ylabel('phantom (2,000 studies)'); ax.legend(fontsize=7)
+    lim = max(p[['Moderate', 'Severe']].max().max(), r[['Moderate', 'Severe']].max().max()) * 1.05
+    ax.plot([0, lim], [0, lim], 'k:', lw=1); ax.set_xlabel('real train.csv'); ax.set_ylabel('phantom'); ax.legend(fontsize=7)
     ax.set_title('share per label column', fontsize=8)
     return ax
