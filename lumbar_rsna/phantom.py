@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid, MRImageStorage
 from tqdm.auto import tqdm
 from .core import (CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS, LEVELS, LEVEL_NAMES, LEVEL_SLUGS, SEVERITIES, PRED_COLS,
-    SEVERITY_WEIGHTS, SERIES_CONDITIONS, LABEL_COLS, submission_rows, labels_long, read_train, read_coordinates, cache_root, write_csv_atomic)
+    SEVERITY_WEIGHTS, SERIES_CONDITIONS, LABEL_COLS, submission_rows, labels_long, read_train, read_coordinates, cache_root)
 
 # %% auto #0
 __all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SERIES_KINDS',
@@ -667,10 +667,10 @@ def show_study(root, study_id: int | None = None, split: str = 'train', figsize=
 def show_continuum(zs=(-1.0, 0.5, 1.2, 1.7, 2.2, 2.8, 3.5), level: str = 'l4_l5', seed: int = 0, figsize=(10, 4.6)):
     "Crops of one spine with the canal, left foramen and left recess at `level` drawn for latents `zs`, and their grade probabilities."
     import matplotlib.pyplot as plt
-    rows = (('spinal_canal_stenosis', 2, (1, 2), 0.0), ('left_neural_foraminal_narrowing', 0, (1, 2), None), ('left_subarticular_stenosis', 1, (0, 1), None))
+    rows = (('spinal_canal_stenosis', 2, (1, 2)), ('left_neural_foraminal_narrowing', 0, (1, 2)), ('left_subarticular_stenosis', 1, (0, 1)))   # condition, contrast, frame axes of the plane
     fig, axs = plt.subplots(len(rows), len(zs), figsize=figsize, squeeze=False)
     u = np.linspace(-22, 22, 88)
-    for i, (cond, contrast, plane, _) in enumerate(rows):
+    for i, (cond, contrast, plane) in enumerate(rows):
         col = LABEL_COLS.index(f'{cond}_{level}')
         for j, zv in enumerate(zs):
             z = np.full(25, -1.0); z[col] = zv
