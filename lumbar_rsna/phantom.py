@@ -636,7 +636,7 @@ def show_studies(root, study_ids, split: str = 'train', figsize=(11, 5)):
                 axd = root/f'{split}_images'/str(sid)/str(int(np.atleast_1d(ser.loc['Axial T2'])[0]))
                 for f in axd.iterdir():
                     line = _cut_line(ds, pydicom.dcmread(f, stop_before_pixels=True))
-                    if line is not None: ax.plot(*line, color='y', lw=0.4, alpha=0.7)
+                    if line is not None: ax.plot(*line, color='y', lw=0.5, alpha=0.8)
                 ax.set_xlim(0, ds.Columns - 1); ax.set_ylim(ds.Rows - 1, 0)
             _draw_points(ax, cs[cs.instance_number == inst], grades, sid)
             ax.set_title(f'{sid}\n{desc} {inst}/{n}, {ds.Rows}×{ds.Columns}', fontsize=7)
