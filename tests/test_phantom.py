@@ -1,0 +1,79 @@
+"The phantom as a benchmark: reader-grade marginals, the oracle's limit, determinism across workers, acquisition variation, refusals."
+import numpy as np, pandas as pd, pydicom, pytest
+from lumbar_rsna.core import LABEL_COLS, SEVERITIES, PRED_COLS, read_train, read_sample_submission, read_series_descriptions, fit_prior, prior_submission
+from lumbar_rsna.metrics import score
+from lumbar_rsna.dicom import load_stacks
+import lumbar_rsna.phantom as phantom
+from lumbar_rsna.phantom import make_phantom, folder_digest, sample_latents, read_grades, labels_frame, oracle_submission
+
+def _freqs(codes): return np.array([[np.mean(c[c >= 0] == k) for k in range(3)] for c in codes.T])
+
+@pytest.fixture(scope='module')
+def draw():
+    rng = np.random.default_rng(7)
+    z = sample_latents(2000, rng); return z, read_grades(z, rng)
+
+def test_oracle_and_prior_on_2000_studies(draw):
+    z, codes = draw
+    ids = np.arange(2000) + 10**6
+    lab = labels_frame(ids, codes)
+    oracle, prior = score(lab, oracle_submission(ids, z))[0], score(lab, prior_submission(fit_prior(lab), ids))[0]
+    assert 0.25 <= oracle <= 0.31 and 0.77 <= prior <= 0.81, (oracle, prior)
+
+def test_grade_frequencies_match_the_real_ones(draw, real_csvs):
+    rt = read_train(real_csvs/'train.csv')
+    rc = rt[list(LABEL_COLS)].replace({s: i for i, s in enumerate(SEVERITIES)}).fillna(-1).astype(int).to_numpy()
+    assert np.abs(_freqs(draw[1]) - _freqs(rc)).max() < 0.02
+
+@pytest.fixture(scope='module')
+def ph(tmp_path_factory):
+    return make_phantom(tmp_path_factory.mktemp('p')/'ph', 10, seed=11, test_studies=24, progress=False)
+
+def test_oracle_beats_the_prior_on_the_phantoms_test_studies(ph):
+    tl = read_train(ph/'phantom_test_labels.csv')
+    oracle = read_sample_submission(ph/'phantom_test_oracle.csv')
+    assert oracle.row_id.tolist() == read_sample_submission(ph/'sample_submission.csv').row_id.tolist()
+    o, p = score(tl, oracle)[0], score(tl, prior_submission(fit_prior(read_train(ph/'train.csv')), tl.study_id))[0]
+    assert o < p - 0.25, (o, p)
+
+def test_formats_equal_the_real_ones(ph, real_csvs):
+    pairs = {'train.csv': 'train.csv', 'phantom_test_labels.csv': 'train.csv', 'sample_submission.csv': 'sample_submission.csv',
+             'phantom_test_oracle.csv': 'sample_submission.csv', 'train_series_descriptions.csv': 'train_series_descriptions.csv',
+             'test_series_descriptions.csv': 'test_series_descriptions.csv', 'train_label_coordinates.csv': 'train_label_coordinates_sample.csv',
+             'phantom_test_coordinates.csv': 'train_label_coordinates_sample.csv'}
+    for mine, theirs in pairs.items():
+        assert pd.read_csv(ph/mine, nrows=0).columns.tolist() == pd.read_csv(real_csvs/theirs, nrows=0).columns.tolist(), mine
+
+def test_tilted_axial_blocks_load_as_several_stacks(ph):
+    sd = pd.concat([read_series_descriptions(ph/f'{s}_series_descriptions.csv').assign(split=s) for s in ('train', 'test')])
+    n_stacks = []
+    for r in sd[sd.series_description == 'Axial T2'].itertuples():
+        d = ph/f'{r.split}_images'/str(r.study_id)/str(r.series_id)
+        stacks = load_stacks(d)
+        assert sum(len(s.pixels) for s in stacks) == len(list(d.iterdir()))
+        n_stacks.append(len(stacks))
+    assert 1 in n_stacks and max(n_stacks) >= 3, n_stacks
+
+def test_same_bytes_with_one_or_two_workers(tmp_path):
+    a = make_phantom(tmp_path/'a', 4, seed=3, test_studies=1, progress=False, workers=1)
+    b = make_phantom(tmp_path/'b', 4, seed=3, test_studies=1, progress=False, workers=2)
+    assert folder_digest(a) == folder_digest(b)
+
+@pytest.mark.parametrize('kwargs, msg', [(dict(n_studies=0), 'positive integer'), (dict(n_studies=2.5), 'positive integer'),
+    (dict(n_studies=2, workers=0), 'workers must be'), (dict(n_studies=2, workers=1.5), 'workers must be'),
+    (dict(n_studies=2, size='huge'), 'size must be one of'), (dict(n_studies=2, test_studies=-1), 'non-negative')])
+def test_bad_arguments_write_nothing(tmp_path, kwargs, msg):
+    with pytest.raises(ValueError, match=msg): make_phantom(tmp_path/'x', **kwargs)
+    assert not list(tmp_path.iterdir())
+
+def test_existing_folder_is_kept(tmp_path):
+    (tmp_path/'x').mkdir(); (tmp_path/'x'/'keep.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='not empty'): make_phantom(tmp_path/'x', 2)
+    assert [p.name for p in (tmp_path/'x').iterdir()] == ['keep.txt']
+
+def test_a_worker_error_names_the_study(tmp_path, monkeypatch):
+    def broken(*a, **k): raise ValueError('boom')
+    monkeypatch.setattr(phantom, 'make_series', broken)
+    with pytest.raises(RuntimeError, match=r'study \d+ \(train\) failed: ValueError: boom'):
+        make_phantom(tmp_path/'x', 2, test_studies=0, progress=False, workers=2)
+    assert not list(tmp_path.iterdir())
