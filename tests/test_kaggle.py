@@ -10,7 +10,12 @@ def test_committed_notebook_is_current():
     assert _cells(committed) == _cells(kaggle_notebook()), 'kaggle_submission/ is stale: run `lumbar-rsna kaggle-notebook`'
 
 def test_wheel_builds_offline_with_every_module(tmp_path):
+    "The wheel holds every module, and building it writes nothing into the checkout (no build/, no *.egg-info)."
+    root = project_root()
+    state = lambda: {p: p.stat().st_mtime for g in ('*', 'build/**/*', '*.egg-info/**/*') for p in root.glob(g)}
+    before = state()
     whl = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(whl).namelist())
-    mods = {p.name for p in (project_root()/'lumbar_rsna').glob('*.py')}
+    mods = {p.name for p in (root/'lumbar_rsna').glob('*.py')}
     assert {f'lumbar_rsna/{m}' for m in mods} <= names
+    assert state() == before
