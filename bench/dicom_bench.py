@@ -10,7 +10,7 @@ import numpy as np, pydicom
 from lumbar_rsna.phantom import make_phantom
 from lumbar_rsna.core import read_series_descriptions
 from lumbar_rsna.dicom import load_series
-from lumbar_rsna.cache import cache_series, load_cached
+from lumbar_rsna.cache import cache_series, load_cached, series_file
 
 def rates(fns: dict, n_slices: int, repeat: int = 9) -> dict:
     "Best slices/s of each function, run interleaved so that machine noise hits them alike."
@@ -28,7 +28,7 @@ def main():
         src = ph/'train_images'/str(r.study_id)/str(r.series_id)
         files = sorted(src.iterdir()); n = len(files)
         shape = pydicom.dcmread(files[0]).pixel_array.shape
-        cache = d/'cache'; cache_series(src, cache/'train'/str(r.study_id)/f'{r.series_id}.npz', 256)
+        cache = d/'cache'; cache_series(src, series_file(cache, 'train', r.study_id, r.series_id, 256), 256)
         warnings.simplefilter('ignore')
         r_ = rates({'bare': lambda: np.stack([pydicom.dcmread(f).pixel_array for f in files]),
                     'ours': lambda: load_series(src), 'cached': lambda: load_cached(cache, r.study_id, r.series_id).image}, n)

@@ -124,10 +124,10 @@ def augment(x: torch.Tensor, y: torch.Tensor, series_type: str, rng: np.random.G
     return x.pow(float(np.exp(rng.uniform(-0.3, 0.3)))), y
 
 # %% ../nbs/05_data.ipynb #f9a1e2a2
-def dataset_items(cache_dir, split: str = 'train') -> pd.DataFrame:
-    "Cached series that loaded (status ok) of `split`."
-    idx = read_cache_index(cache_dir)
-    if not len(idx): raise FileNotFoundError(f'{cache_dir}: no cache index; run `lumbar-rsna preprocess` first')
+def dataset_items(cache_dir, split: str = 'train', size: int | None = None) -> pd.DataFrame:
+    "Cached series that loaded (status ok) of `split`, at `size` if given (a cache may hold several sizes; the `size` column says each row's)."
+    idx = read_cache_index(cache_dir, size)
+    if not len(idx): raise FileNotFoundError(f'{cache_dir}: no cache index{"" if size is None else f" at size {size}"}; run `lumbar-rsna preprocess` first')
     return idx[(idx.split == split) & (idx.status == 'ok')].reset_index(drop=True)
 
 # %% ../nbs/05_data.ipynb #18d7f620
