@@ -97,7 +97,7 @@ def last_conv(model: torch.nn.Module) -> torch.nn.Module:
 
 def cam_study(model, cfg, cache_dir, study_id: int, series_id: int, label_col: str, instance: int, x: float, y: float, split: str = 'train'):
     "(image slice, CAM, point (x, y) in model pixels) explaining `label_col`'s predicted class on the slice nearest `instance`."
-    cs = load_cached(cache_dir, study_id, series_id, split)
+    cs = load_cached(cache_dir, study_id, series_id, split, size=cfg.cache_size)
     inp = series_input(cs.image, cfg.slices, cfg.image_size, cfg.mode)[None]
     j = series_label_cols(cfg.series_type).index(label_col)
     with torch.no_grad(): cls = int(model(inp)[0, j].argmax())

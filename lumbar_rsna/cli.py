@@ -59,7 +59,7 @@ def cmd_score(args) -> int:
 def cmd_phantom(args) -> int:
     "Write a synthetic competition-format dataset."
     from lumbar_rsna.phantom import make_phantom
-    root = make_phantom(args.out, args.studies, args.seed, args.test_studies, args.size, args.overwrite)
+    root = make_phantom(args.out, args.studies, args.seed, args.test_studies, args.size, args.overwrite, workers=args.workers)
     print(f'wrote {root}: {args.studies} train studies, {args.test_studies if args.test_studies is not None else max(1, args.studies // 4)} test studies ({args.size})')
     return 0
 
@@ -159,7 +159,8 @@ def _data_commands(sub):
     s.add_argument('--studies', type=int, default=24, help='train studies'); s.add_argument('--seed', type=int, default=0, help='random seed of labels and images')
     s.add_argument('--test-studies', type=int, help='test studies (default: a quarter of --studies, at least 1)')
     s.add_argument('--size', default='tiny', choices=['tiny', 'small', 'full'], help='image size and slices per series: tiny (seconds), small, full (like the real scans)')
-    s.add_argument('--overwrite', action='store_true', help='replace a non-empty --out'); s.set_defaults(func=cmd_phantom)
+    s.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
+    s.add_argument('--workers', type=int, help='processes writing studies (default: all cores; the bytes do not depend on it)'); s.set_defaults(func=cmd_phantom)
     s = sub.add_parser('preprocess', help='convert every series into the training cache (resumable)')
     s.add_argument('--data', help=DATA_HELP); s.add_argument('--cache', help='cache folder (default: one per dataset under $LUMBAR_RSNA_CACHE or ~/.cache/lumbar_rsna)')
     s.add_argument('--split', default='train', choices=['train', 'test', 'all'], help='which series to convert')

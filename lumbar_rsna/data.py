@@ -91,7 +91,7 @@ class SeriesDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         r = self.items.iloc[i]
-        cs = load_cached(self.cache_dir, int(r.study_id), int(r.series_id), r.get('split', 'train'))
+        cs = load_cached(self.cache_dir, int(r.study_id), int(r.series_id), r.get('split', 'train'), r.get('size'))
         x, y = series_input(cs.image, self.slices, self.image_size, self.mode), torch.tensor(self.targets[i], dtype=torch.long)
         if self.augment: x, y = augment(x, y, self.series_type, np.random.default_rng([self.seed, self.epoch, i]), self.swap)
         return x, y

@@ -178,7 +178,7 @@ def _series_preds(idx: pd.DataFrame, cache: Path, models: dict, tta: bool, progr
     for r in tqdm(list(idx.itertuples()), desc='predict', disable=not progress):
         if r.series_description not in models: continue
         if r.status != 'ok': warnings.warn(f'study {r.study_id}: series {r.series_id} could not be loaded ({r.error}); its rows get the prior'); continue
-        try: p = models[r.series_description].predict(load_cached(cache, r.study_id, r.series_id, 'test'), tta)
+        try: p = models[r.series_description].predict(load_cached(cache, r.study_id, r.series_id, 'test', size=r.size), tta)
         except Exception as e: warnings.warn(f'study {r.study_id}: series {r.series_id} failed ({type(e).__name__}: {e}); its rows get the prior'); continue
         preds.append(series_frame(r.study_id, r.series_id, r.series_description, p))
     return preds

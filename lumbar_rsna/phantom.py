@@ -4,7 +4,8 @@
 
 # %% ../nbs/01_phantom.ipynb #c003
 from __future__ import annotations
-import math, multiprocessing, os, shutil
+import json, math, multiprocessing, os, shutil
+import lumbar_rsna
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,12 @@ from .core import (split_label_col, CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS
 
 # %% auto #0
 __all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SERIES_KINDS',
-           'SEVERITY_COLORS', 'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades',
-           'severity_strings', 'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size',
-           'Spine', 'landmark', 'structure_extent', 'random_spine', 'spine_coords', 'render', 'SeriesGeom',
-           'sagittal_geometry', 'axial_geometry', 'render_slice', 'make_series', 'write_dicom', 'make_study',
-           'make_phantom', 'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width',
-           'folder_digest', 'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent',
+           'MARKER', 'SEVERITY_COLORS', 'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs',
+           'read_grades', 'severity_strings', 'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame',
+           'finding_size', 'Spine', 'landmark', 'structure_extent', 'random_spine', 'spine_coords', 'render',
+           'SeriesGeom', 'sagittal_geometry', 'axial_geometry', 'render_slice', 'make_series', 'write_dicom',
+           'make_study', 'make_phantom', 'ensure_phantom', 'read_instance', 'patient_position', 'study_spine',
+           'profile_width', 'folder_digest', 'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent',
            'plot_label_comparison']
 
 # %% ../nbs/01_phantom.ipynb #c006
@@ -481,10 +482,13 @@ def make_study(study_id: int, z: np.ndarray, codes: np.ndarray, root: Path, spli
     return series, coords
 
 # %% ../nbs/01_phantom.ipynb #c034
+MARKER = 'phantom.json'   # written last into every phantom: what made it, and the mark that lets overwrite=True replace the folder
+
 def _check_out(out: Path, overwrite: bool):
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f'{out}: exists and is not a folder')
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f'{out}: folder is not empty; pass overwrite=True (--overwrite) to replace it')
+    if out.exists() and any(out.iterdir()):
+        if not overwrite: raise FileExistsError(f'{out}: folder is not empty; pass overwrite=True (--overwrite) to replace it')
+        if not (out/MARKER).exists(): raise FileExistsError(f'{out}: not a phantom (no {MARKER}); overwrite replaces only a folder the phantom wrote, so choose an empty or new folder')
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise OSError(f'{out}: cannot create the parent folder ({e})') from None
     if not os.access(out.parent, os.W_OK): raise PermissionError(f'{out.parent}: folder is not writable')
@@ -497,7 +501,7 @@ def make_phantom(out, n_studies: int = 24, seed: int = 0, test_studies: int | No
     test_studies = max(1, n_studies // 4) if test_studies is None else test_studies
     if int(test_studies) != test_studies or test_studies < 0: raise ValueError(f'test_studies must be a non-negative integer, got {test_studies!r}')
     if size not in SIZES: raise ValueError(f'size must be one of {list(SIZES)}, got {size!r}')
-    workers = os.cpu_count() or 1 if workers is None else workers
+    workers = (os.cpu_count() or 1) if workers is None else workers
     if int(workers) != workers or workers < 1: raise ValueError(f'workers must be a positive integer, got {workers!r}')
     _check_out(out, overwrite)
     tmp = out.parent/f'.{out.name}.partial-{os.getpid()}'
@@ -551,6 +555,7 @@ def _write_phantom(root: Path, n: int, m: int, seed: int, size: str, progress: b
     te[2].to_csv(root/'phantom_test_coordinates.csv', index=False)
     sample = pd.read_csv(root/'sample_submission.csv')
     te[3][te[3].row_id.isin(sample.row_id)].to_csv(root/'phantom_test_oracle.csv', index=False)
+    (root/MARKER).write_text(json.dumps(dict(studies=n, test_studies=m, seed=seed, size=size, version=lumbar_rsna.__version__), indent=1))
     tr[3].to_csv(root/'phantom_train_oracle.csv', index=False)
 
 def ensure_phantom(root=None, n_studies: int = 24, seed: int = 0, size: str = 'tiny', **kwargs) -> Path:

@@ -75,7 +75,7 @@ def series_data(cfg: SeriesConfig, progress: bool = True) -> tuple[pd.DataFrame,
         raise ValueError(f"{root}: not the dataset this run was trained on (train.csv or train_series_descriptions.csv changed since: fingerprint {dataset_fingerprint(root)}, the run's {cfg.data_id})")
     labels = read_train(root/'train.csv')
     cache = ensure_cached(root, Path(cfg.cache) if cfg.cache else default_cache(root), cfg.cache_size, progress=progress)
-    items = dataset_items(cache)
+    items = dataset_items(cache, size=cfg.cache_size)
     items = items[items.series_description == cfg.series_type]
     if not len(items): raise ValueError(f'{cache}: no {cfg.series_type!r} series in the cache')
     return labels, items, cache

@@ -14,7 +14,7 @@ from lumbar_rsna.phantom import make_phantom
 from lumbar_rsna.series import recipe, series_data
 from lumbar_rsna.train import train
 
-SERIES = 'Sagittal T1'
+SERIES = 'Sagittal T2/STIR'
 
 def validation_scores(cfg, root) -> dict:
     "The weighted prior (fitted on the training folds) and the phantom's oracle on the run's validation studies."
@@ -34,8 +34,8 @@ def phantom(tmp_path_factory):
     return make_phantom(d/'ph', 240, seed=1, test_studies=0, progress=False), d
 
 def config(root, d, **kw):
-    return recipe('tiny', series_type=SERIES, data=str(root), cache=str(d/'cache'), image_size=64, cache_size=64, slices=5, epochs=10,
-                  batch_size=8, n_folds=4, patience=3, **kw)
+    "The demo's CPU setting (a tiny backbone from random weights at 96 px, patience 12), capped at 20 epochs."
+    return recipe('demo', series_type=SERIES, data=str(root), cache=str(d/'cache'), epochs=20, **kw)
 
 def test_beats_the_prior(phantom):
     root, d = phantom

@@ -1,4 +1,5 @@
 "The phantom as a benchmark: reader-grade marginals, the oracle's limit, determinism across workers, acquisition variation, refusals."
+import json
 import numpy as np, pandas as pd, pydicom, pytest
 from lumbar_rsna.core import LABEL_COLS, SEVERITIES, PRED_COLS, read_train, read_sample_submission, read_series_descriptions, fit_prior, prior_submission
 from lumbar_rsna.metrics import score
@@ -69,7 +70,14 @@ def test_bad_arguments_write_nothing(tmp_path, kwargs, msg):
 def test_existing_folder_is_kept(tmp_path):
     (tmp_path/'x').mkdir(); (tmp_path/'x'/'keep.txt').write_text('mine')
     with pytest.raises(FileExistsError, match='not empty'): make_phantom(tmp_path/'x', 2)
+    with pytest.raises(FileExistsError, match='not a phantom'): make_phantom(tmp_path/'x', 2, overwrite=True)   # overwrite deletes only a phantom
     assert [p.name for p in (tmp_path/'x').iterdir()] == ['keep.txt']
+
+def test_overwrite_replaces_a_phantom(tmp_path):
+    make_phantom(tmp_path/'x', 2, test_studies=1, progress=False, workers=1)
+    before = (tmp_path/'x'/'train.csv').read_bytes()
+    make_phantom(tmp_path/'x', 3, seed=5, test_studies=1, progress=False, workers=1, overwrite=True)
+    assert (tmp_path/'x'/'train.csv').read_bytes() != before and json.loads((tmp_path/'x'/'phantom.json').read_text())['studies'] == 3
 
 def test_a_worker_error_names_the_study(tmp_path, monkeypatch):
     def broken(*a, **k): raise ValueError('boom')
