@@ -16,14 +16,19 @@ __all__ = ['CLASS_WEIGHTS', 'load_state', 'SeriesModel', 'loss_fn', 'probabiliti
 
 # %% ../nbs/06_model.ipynb #dfd9eb26
 def load_state(path) -> dict:
-    "A state dict from a .safetensors file or a torch file (loaded as data, `weights_only=True`)."
+    "A state dict from a .safetensors file or a torch file (loaded as data, `weights_only=True`); a file that is not one is an error naming it."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f'{path}: weights file not found')
-    if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    sd = torch.load(path, map_location='cpu', weights_only=True)
-    return sd.get('state_dict', sd.get('model', sd)) if isinstance(sd, dict) else sd
+    bad = f'{path}: not a weights file (.safetensors or a torch state dict)'
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors.torch import load_file
+            sd = load_file(str(path))
+        else: sd = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f'{bad}: {type(e).__name__}: {str(e).splitlines()[0][:200]}') from None
+    sd = sd.get('state_dict', sd.get('model', sd)) if isinstance(sd, dict) else sd
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()): raise ValueError(f'{bad}: it holds no tensors by name')
+    return sd
 
 # %% ../nbs/06_model.ipynb #bbbd2474
 class SeriesModel(nn.Module):

@@ -11,12 +11,12 @@ import numpy as np, pandas as pd, torch
 from .core import (SEVERITIES, PRED_COLS, LABEL_COLS, series_label_cols, read_train, resolve_data_root, row_id, dataset_fingerprint)
 from .cache import default_cache, ensure_cached
 from .data import SeriesDataset, dataset_items, split_by_fold, check_series_type, flip_sides, side_swap
-from .model import SeriesModel, loss_fn, probabilities, load_state
+from .model import SeriesModel, loss_fn, probabilities
 from .metrics import score, weighted_log_loss
 from .train import TrainConfig, Task, arg
 
 # %% auto #0
-__all__ = ['RECIPES', 'SeriesConfig', 'recipe', 'series_data', 'series_step', 'series_scores', 'check_weights', 'SeriesTask']
+__all__ = ['RECIPES', 'SeriesConfig', 'recipe', 'series_data', 'series_step', 'series_scores', 'SeriesTask']
 
 # %% ../nbs/08_series.ipynb #69c91e16
 @dataclass
@@ -103,15 +103,6 @@ def series_scores(probs: np.ndarray, ds: SeriesDataset) -> dict:
     return dict(loss=weighted_log_loss(ds.targets, probs), accuracy=float((p[m].argmax(1) == y[m]).mean()), score=score(sol, sub)[0])
 
 # %% ../nbs/08_series.ipynb #ad9a54ef
-def check_weights(path) -> Path:
-    "Raise an error naming `path` unless it holds a state dict (.safetensors, or a torch file loadable as data)."
-    try: sd = load_state(path)
-    except FileNotFoundError: raise
-    except Exception as e: raise ValueError(f'{path}: not a weights file (.safetensors or a torch state dict): {type(e).__name__}: {str(e).splitlines()[0][:200]}') from None
-    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f'{path}: not a weights file (.safetensors or a torch state dict): it holds no tensors by name')
-    return Path(path)
-
 class SeriesTask(Task):
     "The seed method's model of one series type, for the training loop."
     config = SeriesConfig
@@ -122,9 +113,7 @@ class SeriesTask(Task):
         return (SeriesDataset.from_config(self.cfg, tr, labels, cache, augment=self.cfg.augment),
                 SeriesDataset.from_config(self.cfg, va, labels, cache))
 
-    def build_model(self, for_training: bool = True) -> SeriesModel:
-        if for_training and self.cfg.weights: check_weights(self.cfg.weights)
-        return SeriesModel.from_config(self.cfg, for_training)
+    def build_model(self, for_training: bool = True) -> SeriesModel: return SeriesModel.from_config(self.cfg, for_training)
     def loss(self, output, target): return loss_fn(output, target, self.cfg.loss)
     def predict_step(self, model, x): return series_step(self.cfg.loss, self.cfg.series_type)(model, x)
     def metrics(self, outputs, ds) -> dict: return series_scores(outputs.numpy(), ds)
