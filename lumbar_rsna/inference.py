@@ -155,9 +155,10 @@ def find_runs(models) -> list[Path]:
     return runs
 
 def load_models(models, device='cpu') -> dict[str, TrainedModel]:
-    "{series type: TrainedModel} from run folders (see `find_runs`), each with its temperature when it has been calibrated."
+    "{series type: TrainedModel} from the series-model run folders (see `find_runs`; runs of other tasks, such as localisers, are passed over), each with its temperature when it has been calibrated."
     out = {}
     for r in find_runs(models):
+        if read_json(r/"config.json").get("task", "series") != "series": continue
         model, cfg = load_run(r, device=device)
         if cfg.series_type in out: raise ValueError(f'{r}: a second model for {cfg.series_type!r}')
         out[cfg.series_type] = TrainedModel(model, cfg, read_temperature(r))
