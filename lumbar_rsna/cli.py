@@ -8,13 +8,14 @@ import argparse, dataclasses, sys, typing, warnings
 from pathlib import Path
 import pandas as pd
 from .core import (resolve_data_root, read_train, read_sample_submission, fit_prior, prior_submission,
-    expected_rows, validate_submission, write_csv_atomic, DataFormatError, SubmissionError, read_csv_file, check_writable)
+    expected_rows, validate_submission, write_csv_atomic, DataFormatError, SubmissionError, read_csv_file, check_writable, read_coordinates)
 from .metrics import score
 
 # %% auto #0
 __all__ = ['DATA_HELP', 'OUTPUTS', 'data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom',
-           'cmd_preprocess', 'train_config', 'cmd_train', 'cmd_calibrate', 'cmd_predict', 'cmd_kaggle_dataset',
-           'cmd_kaggle_notebook', 'cmd_demo', 'add_config_options', 'parser', 'check_outputs', 'main']
+           'cmd_preprocess', 'train_config', 'cmd_train', 'cmd_train_localizer', 'cmd_localize', 'cmd_calibrate',
+           'cmd_predict', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo', 'add_config_options', 'parser',
+           'check_outputs', 'main']
 
 # %% ../nbs/90_cli.ipynb #dc9a3116
 def data_root(data=None) -> Path:
@@ -84,6 +85,32 @@ def cmd_train(args) -> int:
     cfg = train_config(args)
     res = train(cfg, args.out, resume=args.resume)
     print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
+    return 0
+
+def cmd_train_localizer(args) -> int:
+    "Train one series type's localiser."
+    from lumbar_rsna.localize import LocalizerConfig, localizer_recipe
+    from lumbar_rsna.train import train
+    args.data = str(data_root(getattr(args, 'data', None)))
+    cfg = localizer_recipe(args.recipe, **{f.name: getattr(args, f.name) for f in dataclasses.fields(LocalizerConfig) if hasattr(args, f.name)})
+    res = train(cfg, args.out, resume=args.resume)
+    print(f'{args.out}: best epoch {res["best_epoch"]}, mean error {res.get("val_loss", float("nan")):.2f} mm, within 5 mm {res.get("val_within_5mm", float("nan")):.1%}')
+    return 0
+
+def cmd_localize(args) -> int:
+    "Write the coordinates of every finding of a split's studies; with --report, the localisation report against the labelled ones."
+    from lumbar_rsna.localize import localize
+    root = data_root(args.data)
+    pred = localize(root, args.models, args.out, args.split, args.cache, workers=args.workers)
+    print(f'wrote {args.out}: {len(pred)} findings of {pred.study_id.nunique()} studies')
+    if args.report:
+        from lumbar_rsna.analysis import localization_errors, localization_report
+        truth = root/('train_label_coordinates.csv' if args.split == 'train' else 'phantom_test_coordinates.csv')
+        if not truth.exists(): raise FileNotFoundError(f'{truth}: no labelled coordinates of the {args.split} studies to report against')
+        t = read_coordinates(truth)
+        err = localization_errors(pred, t[t.study_id.isin(pred.study_id)], root, args.split)
+        print(localization_report(err).round(3).to_string())
+        print(f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, within 10 mm {(err.mm <= 10).mean():.1%}, level right {err.level_right.mean():.1%}')
     return 0
 
 def cmd_calibrate(args) -> int:
@@ -176,6 +203,19 @@ def _model_commands(sub):
     s.add_argument('--recipe', default='full', choices=list(RECIPES), help='named setting the options below change: full (GPU, the defaults shown), demo (CPU demo), tiny (seconds)')
     add_config_options(s, SeriesConfig)
     s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=cmd_train)
+    from lumbar_rsna.localize import LocalizerConfig, LOCALIZER_RECIPES
+    s = sub.add_parser('train-localizer', help="train one series type's localiser (stage 1)")
+    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
+    s.add_argument('--recipe', default='full', choices=list(LOCALIZER_RECIPES), help='named setting the options below change: full (GPU), demo (CPU demo), tiny (seconds)')
+    add_config_options(s, LocalizerConfig)
+    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=cmd_train_localizer)
+    s = sub.add_parser('localize', help='write the coordinates of every finding (stage 1)')
+    s.add_argument('--data', help=DATA_HELP); s.add_argument('--models', required=True, help='folder of run folders (localiser runs are used)')
+    s.add_argument('--out', default='coordinates.csv', help="coordinates CSV: train_label_coordinates.csv's columns, then x_mm, y_mm, z_mm, confidence")
+    s.add_argument('--split', default='test', choices=['test', 'train'], help='test studies, or the training studies out of fold')
+    s.add_argument('--report', action='store_true', help='print the localisation report against the labelled coordinates (train, or a phantom\'s test)')
+    s.add_argument('--cache', help='cache for the decoded series'); s.add_argument('--workers', type=int, help='processes decoding DICOM')
+    s.set_defaults(func=cmd_localize)
     s = sub.add_parser('calibrate', help="fit runs' temperatures on their validation folds")
     s.add_argument('runs', nargs='+', help='run folders'); s.set_defaults(func=cmd_calibrate)
     s = sub.add_parser('predict', help='write a submission for the test studies')
@@ -208,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
     for s in sub.choices.values(): s.formatter_class = _Help
     return p
 
-OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',), 'train': ('out', 'cache'), 'calibrate': ('runs',),
+OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',), 'train': ('out', 'cache'), 'train-localizer': ('out', 'cache'), 'localize': ('out', 'cache'), 'calibrate': ('runs',),
            'predict': ('out', 'cache'), 'kaggle-dataset': ('out',), 'kaggle-notebook': ('out',), 'demo': ('out',)}
 
 def check_outputs(args):

@@ -16,9 +16,13 @@ from .series import recipe
 from .train import train, plot_log
 from .inference import calibrate_run, predict, load_models
 from .metrics import score, plot_confusions, predictions_long
+from .localize import localizer_recipe, localize, show_localization, plot_localization_errors, LOCALIZER_RECIPES
+from .analysis import localization_errors, localization_report
+from .core import read_coordinates
 
 # %% auto #0
-__all__ = ['score_table', 'train_models', 'submissions', 'run_demo', 'save_plots']
+__all__ = ['score_table', 'train_models', 'train_localizers', 'localization_summary', 'print_localization', 'submissions',
+           'run_demo', 'save_plots']
 
 # %% ../nbs/89_demo.ipynb #71256ef3
 def score_table(solution: pd.DataFrame, subs: dict, prior: str = 'weighted prior', oracle: str = 'oracle (phantom limit)') -> pd.DataFrame:
@@ -37,6 +41,37 @@ def train_models(out: Path, root: Path, cache: Path, epochs: int, seed: int, siz
         say(f'  best epoch {r["best_epoch"]}: validation loss {r["val_loss"]:.4f}, score {r["val_score"]:.4f}; temperature {c["temperature"]:.2f} '
             f'(validation loss {c["val_loss_before"]:.4f} → {c["val_loss_after"]:.4f})')
 
+def train_localizers(out: Path, root: Path, cache: Path, epochs: int, seed: int, size: int, progress: bool, say=print):
+    "Train the three localisers (stage 1) with the demo recipe, at most its epochs (resuming finished or interrupted runs)."
+    for st in SERIES_TYPES:
+        run = out/'runs'/'localize'/series_slug(st)
+        cfg = localizer_recipe('demo', series_type=st, data=str(root), cache=str(cache), image_size=size, cache_size=size, seed=seed,
+                               epochs=min(epochs, LOCALIZER_RECIPES['demo']['epochs']))
+        say(f'training the {st} localiser'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
+        say(f'  best epoch {r["best_epoch"]}: validation median {r["val_median_mm"]:.2f} mm, {r["val_within_5mm"]:.1%} within 5 mm')
+
+def localization_summary(out: Path, root: Path, cache: Path, progress: bool) -> pd.DataFrame:
+    "Localise the test studies (coordinates.csv) and measure against the phantom's hidden coordinates: the report per condition and level (localization_report.csv), figures (localization.png, localization_errors.png); returns the per-point errors."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    pred = localize(root, out/'runs'/'localize', out/'coordinates.csv', 'test', cache, progress=progress)
+    truth = read_coordinates(root/'phantom_test_coordinates.csv')
+    err = localization_errors(pred, truth, root, 'test')
+    write_csv_atomic(localization_report(err).reset_index(), out/'localization_report.csv')
+    f = show_localization(root, pred, truth, pred.study_id.unique()[:2]); f.savefig(out/'localization.png', dpi=80); plt.close(f)
+    ax = plot_localization_errors(err); ax.figure.savefig(out/'localization_errors.png', dpi=90, bbox_inches='tight'); plt.close(ax.figure)
+    return err
+
+def print_localization(err: pd.DataFrame):
+    "The localisation report per condition (levels pooled) and over all points."
+    g = err.assign(w5=err.mm <= 5, w10=err.mm <= 10).groupby('condition')
+    t = pd.DataFrame({'points': g.size(), 'median_mm': g.mm.median(), 'within_5mm': g.w5.mean(), 'within_10mm': g.w10.mean(),
+                      'slice_exact': g.slice_diff.apply(lambda d: (d == 0).mean()), 'level_right': g.level_right.mean()})
+    print(f'\nLocalisation of the {err.study_id.nunique()} held-out phantom test studies (stage 1; distances in patient mm):')
+    print(t.round(3).to_string())
+    print(f'all {len(err)} points: {(err.mm <= 5).mean():.1%} within 5 mm, {(err.mm <= 10).mean():.1%} within 10 mm, '
+          f'{err.level_right.mean():.1%} at the right level (axial: {err[err.condition.str.contains("Subarticular")].level_right.mean():.1%})')
+
 def submissions(out: Path, root: Path, cache: Path, progress: bool) -> dict:
     "Every submission the demo compares, on the phantom's test studies: our models calibrated and raw, the priors, uniform."
     models = load_models(out/'runs')
@@ -51,7 +86,7 @@ def submissions(out: Path, root: Path, cache: Path, progress: bool) -> dict:
 
 def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs: int = 30, seed: int = 0, size: int = 96,
              progress: bool = True) -> pd.DataFrame:
-    "Phantom → cache → three models → calibrated submission → score table (also saved as scores.csv with plots)."
+    "Phantom → cache → three models → calibrated submission → score table (also saved as scores.csv with plots); then the three localisers and their report on the test studies."
     out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
     say = lambda m: print(f'[{time.time() - t0:6.1f}s] {m}', flush=True)
     root, cache = out/'phantom', out/'cache'
@@ -59,6 +94,8 @@ def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs:
         say(f'making the phantom: {studies} train and {test_studies} test studies'); make_phantom(root, studies, seed, test_studies, progress=progress)
     say('preprocessing'); preprocess(root, cache, 'all', size=size, progress=progress)
     train_models(out, root, cache, epochs, seed, size, progress, say)
+    train_localizers(out, root, cache, epochs, seed, size, progress, say)
+    say('localising the test studies'); err = localization_summary(out, root, cache, progress)
     say('predicting the test studies'); subs = submissions(out, root, cache, progress)
     solution = read_train(root/'phantom_test_labels.csv')
     table = score_table(solution, subs)
@@ -70,6 +107,7 @@ def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs:
     if 'gap closed' in table:
         print(f"\nOur models close {table.loc['our models (calibrated)', 'gap closed']:.1%} of the gap between the weighted prior "
               f"({table.score['weighted prior']:.4f}) and the phantom's oracle ({table.score['oracle (phantom limit)']:.4f}).")
+    print_localization(err)
     return table
 
 def save_plots(out: Path, solution: pd.DataFrame, sub: pd.DataFrame, raw: pd.DataFrame):
