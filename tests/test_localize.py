@@ -97,9 +97,9 @@ def test_missing_series_and_bad_files(phantom):
     assert set(p.study_id) >= others
 
 def test_lands_near_the_labels(tmp_path):
-    "The demo's CPU recipe, trained for 8 epochs on 60 studies: the canal points of held-out studies land within 10 mm, at the right level."
-    root = make_phantom(tmp_path/'ph', 60, seed=5, test_studies=12, progress=False)
-    cfg = localizer_recipe('demo', series_type='Sagittal T2/STIR', data=str(root), cache=str(tmp_path/'cache'), epochs=8)
+    "The demo's CPU recipe (10 epochs) on 120 studies: the canal points of held-out studies land within 10 mm, at the right level."
+    root = make_phantom(tmp_path/'ph', 120, seed=5, test_studies=20, progress=False)
+    cfg = localizer_recipe('demo', series_type='Sagittal T2/STIR', data=str(root), cache=str(tmp_path/'cache'))
     res = train(cfg, tmp_path/'runs'/'t2', progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -108,7 +108,7 @@ def test_lands_near_the_labels(tmp_path):
         e = localization_errors(pred, truth[truth.condition == 'Spinal Canal Stenosis'], root, 'test')
     print(f'validation median {res["val_median_mm"]:.2f} mm; test: {(e.mm <= 5).mean():.1%} within 5 mm, {(e.mm <= 10).mean():.1%} within 10 mm, '
           f'level right {e.level_right.mean():.1%}')
-    assert (e.mm <= 10).mean() >= 0.8 and e.level_right.mean() >= 0.9
+    assert (e.mm <= 5).mean() >= 0.8 and (e.mm <= 10).mean() >= 0.95 and e.level_right.mean() >= 0.95
 
 def test_cli_trains_localizes_and_reports(phantom, capsys):
     root, d = phantom
