@@ -13,9 +13,9 @@ from .metrics import score
 
 # %% auto #0
 __all__ = ['DATA_HELP', 'OUTPUTS', 'data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom',
-           'cmd_preprocess', 'train_config', 'cmd_train', 'cmd_train_localizer', 'cmd_localize', 'cmd_calibrate',
-           'cmd_predict', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo', 'add_config_options', 'parser',
-           'check_outputs', 'main']
+           'cmd_preprocess', 'train_config', 'cmd_train', 'train_from_args', 'cmd_train_localizer', 'cmd_localize',
+           'cmd_train_grader', 'cmd_calibrate', 'cmd_predict', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo',
+           'add_config_options', 'parser', 'check_outputs', 'main']
 
 # %% ../nbs/90_cli.ipynb #dc9a3116
 def data_root(data=None) -> Path:
@@ -87,13 +87,17 @@ def cmd_train(args) -> int:
     print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
     return 0
 
+def train_from_args(args, cls, make) -> dict:
+    "Train the run a `train-*` command describes: the recipe `make(args.recipe, …)` of config class `cls`, with every option given on the command line on top."
+    from lumbar_rsna.train import train
+    args.data = str(data_root(getattr(args, 'data', None)))
+    cfg = make(args.recipe, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+    return train(cfg, args.out, resume=args.resume)
+
 def cmd_train_localizer(args) -> int:
     "Train one series type's localiser."
     from lumbar_rsna.localize import LocalizerConfig, localizer_recipe
-    from lumbar_rsna.train import train
-    args.data = str(data_root(getattr(args, 'data', None)))
-    cfg = localizer_recipe(args.recipe, **{f.name: getattr(args, f.name) for f in dataclasses.fields(LocalizerConfig) if hasattr(args, f.name)})
-    res = train(cfg, args.out, resume=args.resume)
+    res = train_from_args(args, LocalizerConfig, localizer_recipe)
     print(f'{args.out}: best epoch {res["best_epoch"]}, mean error {res.get("val_loss", float("nan")):.2f} mm, within 5 mm {res.get("val_within_5mm", float("nan")):.1%}')
     return 0
 
@@ -113,6 +117,13 @@ def cmd_localize(args) -> int:
         print(f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, within 10 mm {(err.mm <= 10).mean():.1%}, level right {err.level_right.mean():.1%}')
     return 0
 
+def cmd_train_grader(args) -> int:
+    "Train stage 2."
+    from lumbar_rsna.grade import GradeConfig, grade_recipe
+    res = train_from_args(args, GradeConfig, grade_recipe)
+    print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
+    return 0
+
 def cmd_calibrate(args) -> int:
     "Fit a run's temperature on its validation fold."
     from lumbar_rsna.inference import calibrate_run
@@ -122,10 +133,13 @@ def cmd_calibrate(args) -> int:
     return 0
 
 def cmd_predict(args) -> int:
-    "Write a submission for a dataset's test studies."
+    "Write a submission for a dataset's test studies: two-stage (localise, crop, grade) when the models hold localiser and grade runs, else the seed models."
     from lumbar_rsna.inference import predict
-    sub = predict(data_root(args.data), args.models, args.out, args.prior, args.cache, args.tta, args.workers)
-    print(f'wrote {args.out}: {len(sub)} rows')
+    from lumbar_rsna.grade import pipeline_of, predict_two_stage
+    method = pipeline_of(args.models) if args.method == 'auto' else args.method
+    if method == 'two-stage': sub = predict_two_stage(data_root(args.data), args.models, args.out, args.prior, args.cache, args.workers)[0]
+    else: sub = predict(data_root(args.data), args.models, args.out, args.prior, args.cache, args.tta, args.workers)
+    print(f'wrote {args.out}: {len(sub)} rows ({method})')
     return 0
 
 def cmd_kaggle_dataset(args) -> int:
@@ -216,13 +230,20 @@ def _model_commands(sub):
     s.add_argument('--report', action='store_true', help='print the localisation report against the labelled coordinates (train, or a phantom\'s test)')
     s.add_argument('--cache', help='cache for the decoded series'); s.add_argument('--workers', type=int, help='processes decoding DICOM')
     s.set_defaults(func=cmd_localize)
+    from lumbar_rsna.grade import GradeConfig, GRADE_RECIPES
+    s = sub.add_parser('train-grader', help='train stage 2: crops around each level, the three series fused')
+    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
+    s.add_argument('--recipe', default='full', choices=list(GRADE_RECIPES), help='named setting the options below change: full (GPU), demo (CPU demo), tiny (seconds)')
+    add_config_options(s, GradeConfig)
+    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=cmd_train_grader)
     s = sub.add_parser('calibrate', help="fit runs' temperatures on their validation folds")
     s.add_argument('runs', nargs='+', help='run folders'); s.set_defaults(func=cmd_calibrate)
     s = sub.add_parser('predict', help='write a submission for the test studies')
     s.add_argument('--data', help='dataset folder with test_series_descriptions.csv and test_images/')
     s.add_argument('--models', required=True, help='folder of run folders'); s.add_argument('--out', default='submission.csv', help='the submission CSV')
     s.add_argument('--prior', help='prior.csv (default: fitted on the dataset\'s train.csv)'); s.add_argument('--cache', help='cache for the decoded test series')
-    s.add_argument('--tta', action='store_true', help='also predict each series mirrored (left/right targets swapped back) and average')
+    s.add_argument('--tta', action='store_true', help='seed models: also predict each series mirrored (left/right targets swapped back) and average')
+    s.add_argument('--method', default='auto', choices=['auto', 'two-stage', 'seed'], help='two-stage (localise, crop, grade), seed (the three series models), or auto: two-stage when --models holds localiser and grade runs')
     s.add_argument('--workers', type=int, help='processes decoding DICOM'); s.set_defaults(func=cmd_predict)
 
 def _delivery_commands(sub):
@@ -248,7 +269,7 @@ def parser() -> argparse.ArgumentParser:
     for s in sub.choices.values(): s.formatter_class = _Help
     return p
 
-OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',), 'train': ('out', 'cache'), 'train-localizer': ('out', 'cache'), 'localize': ('out', 'cache'), 'calibrate': ('runs',),
+OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',), 'train': ('out', 'cache'), 'train-localizer': ('out', 'cache'), 'train-grader': ('out', 'cache'), 'localize': ('out', 'cache'), 'calibrate': ('runs',),
            'predict': ('out', 'cache'), 'kaggle-dataset': ('out',), 'kaggle-notebook': ('out',), 'demo': ('out',)}
 
 def check_outputs(args):

@@ -19,10 +19,11 @@ from .metrics import score, plot_confusions, predictions_long
 from .localize import localizer_recipe, localize, show_localization, plot_localization_errors, LOCALIZER_RECIPES
 from .analysis import localization_errors, localization_report
 from .core import read_coordinates
+from .grade import grade_recipe, predict_two_stage, GRADE_RECIPES
 
 # %% auto #0
-__all__ = ['score_table', 'train_models', 'train_localizers', 'localization_summary', 'print_localization', 'submissions',
-           'run_demo', 'save_plots']
+__all__ = ['score_table', 'train_models', 'train_localizers', 'train_grader', 'submissions', 'localization_summary',
+           'print_localization', 'run_demo', 'save_plots']
 
 # %% ../nbs/89_demo.ipynb #71256ef3
 def score_table(solution: pd.DataFrame, subs: dict, prior: str = 'weighted prior', oracle: str = 'oracle (phantom limit)') -> pd.DataFrame:
@@ -32,7 +33,7 @@ def score_table(solution: pd.DataFrame, subs: dict, prior: str = 'weighted prior
     return t
 
 def train_models(out: Path, root: Path, cache: Path, epochs: int, seed: int, size: int, progress: bool, say=print):
-    "Train and calibrate the three series models with the demo recipe (resuming finished or interrupted runs)."
+    "Train and calibrate the seed method's three series models with the demo recipe (resuming finished or interrupted runs)."
     for st in SERIES_TYPES:
         run = out/'runs'/series_slug(st)
         cfg = recipe('demo', series_type=st, data=str(root), cache=str(cache), image_size=size, cache_size=size, epochs=epochs, seed=seed)
@@ -50,11 +51,35 @@ def train_localizers(out: Path, root: Path, cache: Path, epochs: int, seed: int,
         say(f'training the {st} localiser'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
         say(f'  best epoch {r["best_epoch"]}: validation median {r["val_median_mm"]:.2f} mm, {r["val_within_5mm"]:.1%} within 5 mm')
 
-def localization_summary(out: Path, root: Path, cache: Path, progress: bool) -> pd.DataFrame:
-    "Localise the test studies (coordinates.csv) and measure against the phantom's hidden coordinates: the report per condition and level (localization_report.csv), figures (localization.png, localization_errors.png); returns the per-point errors."
+def train_grader(out: Path, root: Path, cache: Path, epochs: int, seed: int, size: int, progress: bool, say=print):
+    "Stage 2 with the demo recipe: the localisers' out-of-fold coordinates of its validation studies (the same folds), then training and calibration."
+    oof = out/'coordinates_oof.csv'
+    if not oof.exists():
+        say('localising the validation studies (out of fold)'); localize(root, out/'runs'/'localize', oof, 'train', cache, progress=progress)
+    run = out/'runs'/'grade'
+    cfg = grade_recipe('demo', data=str(root), cache=str(cache), cache_size=size, coordinates=str(oof), seed=seed, epochs=min(epochs, GRADE_RECIPES['demo']['epochs']))
+    say('training stage 2 (crops around each level, the series fused)'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
+    c = calibrate_run(run)
+    say(f'  best epoch {r["best_epoch"]}: validation loss {r["val_loss"]:.4f}, score {r["val_score"]:.4f} (at predicted coordinates); temperature {c["temperature"]:.2f}')
+
+def submissions(out: Path, root: Path, cache: Path, progress: bool) -> tuple[dict, pd.DataFrame]:
+    "Every submission the demo compares on the phantom's test studies (two-stage, the seed models calibrated and raw, the priors, uniform, the oracle) and the test coordinates stage 1 found."
+    two, coords = predict_two_stage(root, out/'runs', out/'submission.csv', cache_dir=cache, progress=progress)
+    models = load_models(out/'runs')
+    sub = predict(root, models, out/'submission_seed.csv', cache_dir=cache, progress=False)
+    raw = predict(root, {k: replace(m, temperature=1.0) for k, m in models.items()}, cache_dir=cache, progress=False)
+    labels, studies = read_train(root/'train.csv'), expected_rows(root).study_id.unique()
+    return {'two-stage (calibrated)': two, 'seed models (calibrated)': sub, 'seed models (raw)': raw,
+            'weighted prior': prior_submission(fit_prior(labels), studies),
+            'class prior': prior_submission(fit_prior(labels, weighted=False), studies),
+            'uniform': prior_submission(uniform_prior(), studies),
+            **({'oracle (phantom limit)': read_sample_submission(root/'phantom_test_oracle.csv')} if (root/'phantom_test_oracle.csv').exists() else {})}, coords
+
+def localization_summary(out: Path, root: Path, pred: pd.DataFrame) -> pd.DataFrame:
+    "Stage 1's test coordinates (coordinates.csv) against the phantom's hidden ones: the report per condition and level (localization_report.csv), figures (localization.png, localization_errors.png); returns the per-point errors."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    pred = localize(root, out/'runs'/'localize', out/'coordinates.csv', 'test', cache, progress=progress)
+    write_csv_atomic(pred, out/'coordinates.csv')
     truth = read_coordinates(root/'phantom_test_coordinates.csv')
     err = localization_errors(pred, truth, root, 'test')
     write_csv_atomic(localization_report(err).reset_index(), out/'localization_report.csv')
@@ -72,21 +97,9 @@ def print_localization(err: pd.DataFrame):
     print(f'all {len(err)} points: {(err.mm <= 5).mean():.1%} within 5 mm, {(err.mm <= 10).mean():.1%} within 10 mm, '
           f'{err.level_right.mean():.1%} at the right level (axial: {err[err.condition.str.contains("Subarticular")].level_right.mean():.1%})')
 
-def submissions(out: Path, root: Path, cache: Path, progress: bool) -> dict:
-    "Every submission the demo compares, on the phantom's test studies: our models calibrated and raw, the priors, uniform."
-    models = load_models(out/'runs')
-    sub = predict(root, models, out/'submission.csv', cache_dir=cache, progress=progress)
-    raw = predict(root, {k: replace(m, temperature=1.0) for k, m in models.items()}, cache_dir=cache, progress=False)
-    labels, studies = read_train(root/'train.csv'), expected_rows(root).study_id.unique()
-    return {'our models (calibrated)': sub, 'our models (raw)': raw,
-            'weighted prior': prior_submission(fit_prior(labels), studies),
-            'class prior': prior_submission(fit_prior(labels, weighted=False), studies),
-            'uniform': prior_submission(uniform_prior(), studies),
-            **({'oracle (phantom limit)': read_sample_submission(root/'phantom_test_oracle.csv')} if (root/'phantom_test_oracle.csv').exists() else {})}
-
 def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs: int = 30, seed: int = 0, size: int = 96,
              progress: bool = True) -> pd.DataFrame:
-    "Phantom → cache → three models → calibrated submission → score table (also saved as scores.csv with plots); then the three localisers and their report on the test studies."
+    "Phantom → cache → the seed's three models, the three localisers, stage 2 → the two-stage submission and the seed's → score table (scores.csv) and localisation report, with plots."
     out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
     say = lambda m: print(f'[{time.time() - t0:6.1f}s] {m}', flush=True)
     root, cache = out/'phantom', out/'cache'
@@ -95,30 +108,32 @@ def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs:
     say('preprocessing'); preprocess(root, cache, 'all', size=size, progress=progress)
     train_models(out, root, cache, epochs, seed, size, progress, say)
     train_localizers(out, root, cache, epochs, seed, size, progress, say)
-    say('localising the test studies'); err = localization_summary(out, root, cache, progress)
-    say('predicting the test studies'); subs = submissions(out, root, cache, progress)
+    train_grader(out, root, cache, epochs, seed, size, progress, say)
+    say('predicting the test studies'); subs, coords = submissions(out, root, cache, progress)
+    err = localization_summary(out, root, coords)
     solution = read_train(root/'phantom_test_labels.csv')
     table = score_table(solution, subs)
     write_csv_atomic(table.rename_axis('submission').reset_index(), out/'scores.csv')
-    save_plots(out, solution, subs['our models (calibrated)'], subs['our models (raw)'])
-    say(f'done; submission {out/"submission.csv"}, plots in {out}')
+    save_plots(out, solution, subs['two-stage (calibrated)'], subs['seed models (calibrated)'])
+    say(f'done; submission {out/"submission.csv"} (two-stage; the seed models\' in submission_seed.csv), plots in {out}')
     print(f'\nScores on the {len(solution)} held-out phantom test studies (lower is better):')
     print(table.round(4).to_string())
     if 'gap closed' in table:
-        print(f"\nOur models close {table.loc['our models (calibrated)', 'gap closed']:.1%} of the gap between the weighted prior "
-              f"({table.score['weighted prior']:.4f}) and the phantom's oracle ({table.score['oracle (phantom limit)']:.4f}).")
+        print(f"\nThe two-stage pipeline closes {table.loc['two-stage (calibrated)', 'gap closed']:.1%} of the gap between the weighted prior "
+              f"({table.score['weighted prior']:.4f}) and the phantom's oracle ({table.score['oracle (phantom limit)']:.4f}); "
+              f"the seed models {table.loc['seed models (calibrated)', 'gap closed']:.1%}.")
     print_localization(err)
     return table
 
-def save_plots(out: Path, solution: pd.DataFrame, sub: pd.DataFrame, raw: pd.DataFrame):
-    "Training curves, confusion matrices and a reliability diagram, as PNG files in `out`."
+def save_plots(out: Path, solution: pd.DataFrame, sub: pd.DataFrame, seed_sub: pd.DataFrame):
+    "Training curves (the seed models and stage 2), confusion matrices of the two-stage submission, and a reliability diagram of both pipelines, as PNG files in `out`."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from lumbar_rsna.analysis import plot_reliability
-    fig, axs = plt.subplots(1, 3, figsize=(15, 3.5))
-    for ax, st in zip(axs, SERIES_TYPES): plot_log(out/'runs'/series_slug(st), ax=ax)
+    fig, axs = plt.subplots(1, 4, figsize=(19, 3.5))
+    for ax, run in zip(axs, [series_slug(st) for st in SERIES_TYPES] + ['grade']): plot_log(out/'runs'/run, ax=ax)
     fig.tight_layout(); fig.savefig(out/'training_curves.png', dpi=90); plt.close(fig)
     f = plot_confusions(solution, sub); f.savefig(out/'confusion_matrices.png', dpi=90); plt.close(f)
-    pl, pr = predictions_long(solution, sub), predictions_long(solution, raw)
-    ax = plot_reliability({'raw': pr[list(PRED_COLS)].to_numpy(), 'temperature-scaled': pl[list(PRED_COLS)].to_numpy()}, pl.target.to_numpy())
+    pl, ps = predictions_long(solution, sub), predictions_long(solution, seed_sub)
+    ax = plot_reliability({'seed models': ps[list(PRED_COLS)].to_numpy(), 'two-stage': pl[list(PRED_COLS)].to_numpy()}, pl.target.to_numpy())
     ax.figure.savefig(out/'reliability.png', dpi=90, bbox_inches='tight'); plt.close(ax.figure)

@@ -135,10 +135,11 @@ def fit_temperature(probs: np.ndarray, target: np.ndarray, weight: np.ndarray | 
 
 # %% ../nbs/09_inference.ipynb #fb2384d6
 def calibrate_run(run_dir, progress: bool = False) -> dict:
-    "Fit the temperature of a run on its validation fold; save it (`temperature.json`) and return it with the weighted loss before and after."
+    "Fit the temperature of a run on its validation fold; save it (`temperature.json`) and return it with the weighted loss before and after. Any task whose validation pass gives class probabilities (n, labels, 3) for targets `ds.targets`: the series models, stage 2."
     model, cfg = load_run(run_dir)
-    _, ds = SeriesTask(cfg).datasets(progress)
-    p = predict_dataset(model, ds, 16, cfg.loss)
+    task = make_task(cfg)
+    _, ds = task.datasets(progress)
+    p = predict_batches(model, ds, task.predict_step, 16).numpy()
     t = fit_temperature(p, ds.targets)
     res = dict(temperature=t, val_loss_before=weighted_log_loss(ds.targets, p), val_loss_after=weighted_log_loss(ds.targets, apply_temperature(p, t)), n_series=len(ds))
     write_atomic(Path(run_dir)/'temperature.json', lambda f: f.write_text(json.dumps(res, indent=1)))
@@ -162,6 +163,7 @@ def load_models(models, device='cpu') -> dict[str, TrainedModel]:
         model, cfg = load_run(r, device=device)
         if cfg.series_type in out: raise ValueError(f'{r}: a second model for {cfg.series_type!r}')
         out[cfg.series_type] = TrainedModel(model, cfg, read_temperature(r))
+    if not out: raise FileNotFoundError(f'{models}: no series-model runs (config.json with task "series"); for the two-stage pipeline use predict_two_stage')
     return out
 
 def read_temperature(run_dir) -> float:

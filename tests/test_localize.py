@@ -120,3 +120,12 @@ def test_cli_trains_localizes_and_reports(phantom, capsys):
     assert 'within 5 mm' in out and 'level_right' in out
     assert read_coordinates(d/'c.csv').study_id.nunique() == 3
     assert main(['localize', '--data', str(root), '--models', str(d/'nothing'), '--out', str(d/'x.csv')]) == 2
+    # stage 2 on top: out-of-fold coordinates, the grader, the two-stage submission; the seed method has no runs here
+    assert main(['localize', '--data', str(root), '--models', str(d/'runs'), '--cache', str(d/'cache_cli'), '--split', 'train', '--out', str(d/'oof.csv')]) == 0
+    assert main(['train-grader', '--recipe', 'tiny', '--data', str(root), '--cache', str(d/'cache_cli'), '--coordinates', str(d/'oof.csv'),
+                 '--epochs', '1', '--out', str(d/'runs'/'grade')]) == 0
+    assert main(['predict', '--data', str(root), '--models', str(d/'runs'), '--cache', str(d/'cache_cli'), '--out', str(d/'sub.csv')]) == 0
+    assert '(two-stage)' in capsys.readouterr().out
+    assert len(pd.read_csv(d/'sub.csv')) == len(pd.read_csv(root/'sample_submission.csv'))
+    assert main(['predict', '--data', str(root), '--models', str(d/'runs'), '--method', 'seed', '--out', str(d/'seed.csv')]) == 2
+    assert 'no series-model runs' in capsys.readouterr().err
