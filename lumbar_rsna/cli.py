@@ -134,11 +134,9 @@ def cmd_calibrate(args) -> int:
 
 def cmd_predict(args) -> int:
     "Write a submission for a dataset's test studies: two-stage (localise, crop, grade) when the models hold localiser and grade runs, else the seed models."
-    from lumbar_rsna.inference import predict
-    from lumbar_rsna.grade import pipeline_of, predict_two_stage
+    from lumbar_rsna.grade import pipeline_of, predict_submission
     method = pipeline_of(args.models) if args.method == 'auto' else args.method
-    if method == 'two-stage': sub = predict_two_stage(data_root(args.data), args.models, args.out, args.prior, args.cache, args.workers)[0]
-    else: sub = predict(data_root(args.data), args.models, args.out, args.prior, args.cache, args.tta, args.workers)
+    sub = predict_submission(data_root(args.data), args.models, args.out, args.prior, args.cache, method, args.tta, args.workers)
     print(f'wrote {args.out}: {len(sub)} rows ({method})')
     return 0
 

@@ -25,7 +25,7 @@ from .localize import geometry, side_sign, pixel_to_norm, load_localizers, local
 # %% auto #0
 __all__ = ['VIEWS', 'GRADE_RECIPES', 'crop_view', 'GraderModel', 'level_points', 'GradeDataset', 'GradeConfig', 'grade_recipe',
            'grade_frame', 'grade_scores', 'GradeTask', 'all_runs', 'runs_of', 'Grader', 'load_grader', 'grade_studies',
-           'predict_two_stage', 'pipeline_of']
+           'predict_two_stage', 'pipeline_of', 'predict_submission']
 
 # %% ../nbs/11_grade.ipynb #0b4e6773
 VIEWS = dict(zip(CONDITIONS, ('Sagittal T2/STIR', 'Sagittal T1', 'Sagittal T1', 'Axial T2', 'Axial T2')))   # the series type of each condition's view
@@ -283,4 +283,14 @@ def pipeline_of(models) -> str:
     "'two-stage' when `models` holds localiser and grade runs, else 'seed'."
     try: return 'two-stage' if runs_of(models, 'localize') and runs_of(models, 'grade') else 'seed'
     except FileNotFoundError: return 'seed'
+
+
+def predict_submission(data, models, out=None, prior=None, cache_dir=None, method: str = 'auto', tta: bool = False, workers: int | None = None,
+                       progress: bool = True) -> pd.DataFrame:
+    "A validated submission for the test studies of `data` by `method`: 'two-stage', 'seed' (the three series models; `tta` mirrors their series too), or 'auto' (`pipeline_of(models)`)."
+    from lumbar_rsna.inference import predict
+    if method not in ('auto', 'two-stage', 'seed'): raise ValueError(f"method must be 'auto', 'two-stage' or 'seed', got {method!r}")
+    method = pipeline_of(models) if method == 'auto' else method
+    if method == 'two-stage': return predict_two_stage(data, models, out, prior, cache_dir, workers, progress)[0]
+    return predict(data, models, out, prior, cache_dir, tta, workers, progress)
 

@@ -12,7 +12,7 @@ from .core import SERIES_TYPES, read_train, fit_prior, write_atomic, check_writa
 
 # %% auto #0
 __all__ = ['DATASET_SLUG', 'NOTEBOOK_PATH', 'project_root', 'build_wheel', 'kaggle_notebook', 'write_kaggle_notebook',
-           'check_dataset_out', 'build_kaggle_dataset']
+           'check_dataset_out', 'validate_models', 'build_kaggle_dataset']
 
 # %% ../nbs/13_kaggle.ipynb #1b36bc25
 DATASET_SLUG = 'lumbar-rsna-models'
@@ -58,8 +58,10 @@ wheel = sorted(MODELS.glob('lumbar_rsna-*.whl'))[-1]
 subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps', '--quiet', '--target', str(site), str(wheel)], check=True)
 sys.path.insert(0, str(site))
 import lumbar_rsna; print('lumbar_rsna', lumbar_rsna.__version__, 'from', lumbar_rsna.__file__)"""),
-('code', """from lumbar_rsna.inference import predict
-sub = predict(COMPETITION, MODELS/'models', out=WORKING/'submission.csv', prior=MODELS/'prior.csv', cache_dir=WORKING/'cache')
+('code', """# two-stage (localise, crop, grade) when the dataset holds localiser and grade runs, else the seed method's three models
+from lumbar_rsna.grade import predict_submission, pipeline_of
+print('pipeline:', pipeline_of(MODELS/'models'))
+sub = predict_submission(COMPETITION, MODELS/'models', out=WORKING/'submission.csv', prior=MODELS/'prior.csv', cache_dir=WORKING/'cache')
 sub.head()"""),
 ]
 
@@ -97,25 +99,37 @@ def _metadata(user: str, found: dict, train_csv: Path, n_studies: int) -> dict:
     return {'title': DATASET_SLUG, 'id': f'{user}/{DATASET_SLUG}', 'licenses': [{'name': 'CC0-1.0'}], 'description': desc}
 
 def _fill_dataset(dst: Path, runs: list, train_csv: Path, user: str, found: dict):
-    "Write the wheel, models/<run>/ files, prior.csv and dataset-metadata.json into the empty folder `dst`."
+    "Write the wheel, models/<run>/ files (`runs`: (run folder, its path under models/)), prior.csv and dataset-metadata.json into the empty folder `dst`."
     build_wheel(dst)
-    for r in runs:
-        (dst/'models'/r.name).mkdir(parents=True)
+    for r, rel in runs:
+        (dst/'models'/rel).mkdir(parents=True)
         for f in ('config.json', 'best.pt', 'temperature.json', 'log.csv'):
-            if (r/f).exists(): shutil.copy2(r/f, dst/'models'/r.name/f)
+            if (r/f).exists(): shutil.copy2(r/f, dst/'models'/rel/f)
     train = read_train(train_csv)
     fit_prior(train).to_csv(dst/'prior.csv')
     (dst/'dataset-metadata.json').write_text(json.dumps(_metadata(user, found, train_csv, len(train)), indent=1))
 
+def validate_models(models) -> tuple[list[str], list[tuple[Path, Path]]]:
+    "What the models folder holds, by name (series types; stage 1 and stage 2), and its runs with their paths below it; each run is loaded first, so a broken one stops the build."
+    from lumbar_rsna.inference import load_models
+    from lumbar_rsna.grade import all_runs, runs_of, load_grader
+    from lumbar_rsna.localize import load_localizers
+    runs = all_runs(models)
+    found = list(load_models(runs_of(models, 'series'))) if runs_of(models, 'series') else []
+    if runs_of(models, 'localize'): found += [f'localiser {t}' for t in load_localizers(runs_of(models, 'localize'))]
+    if runs_of(models, 'grade'): load_grader(models); found.append('stage 2')
+    base = Path(models) if not isinstance(models, (list, tuple)) else None
+    rel = lambda r: r.relative_to(base) if base is not None and r != base and base in r.parents else Path(r.name)
+    return found, [(r, rel(r)) for r in runs]
+
 def build_kaggle_dataset(models, out, data_root, user: str = 'your-kaggle-name') -> Path:
     "Write the Kaggle dataset folder `out` (wheel, models/<run>/ files, prior.csv, dataset-metadata.json), built aside and then put in the place of any earlier build."
-    from lumbar_rsna.inference import load_models, find_runs
     out = check_dataset_out(models, out)
-    found = load_models(models)                     # validates every run before anything is written
+    found, runs = validate_models(models)           # every run is loaded before anything is written
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent)), out.with_name(f'.{out.name}.{os.getpid()}.old')
     try:
-        _fill_dataset(tmp, find_runs(models), Path(data_root).absolute()/'train.csv', user, found)
+        _fill_dataset(tmp, runs, Path(data_root).absolute()/'train.csv', user, found)
         if out.exists(): os.replace(out, old)
         os.replace(tmp, out)
     finally:

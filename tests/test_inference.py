@@ -64,15 +64,23 @@ def test_kaggle_notebook_runs_offline(setup, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
     from lumbar_rsna.kaggle import build_kaggle_dataset, kaggle_notebook, DATASET_SLUG
-    ph, runs, _ = setup
+    from lumbar_rsna.localize import localizer_recipe
+    from lumbar_rsna.grade import grade_recipe
+    ph, runs, d = setup
+    both = tmp_path/'runs'; shutil.copytree(runs, both)                 # the seed models and both stages, as the demo leaves them
+    for st in SERIES_TYPES:
+        train(localizer_recipe('tiny', series_type=st, data=str(ph), cache=str(d/'cache64'), epochs=1), both/'localize'/series_slug(st), progress=False)
+    train(grade_recipe('tiny', data=str(ph), cache=str(d/'cache64'), epochs=1), both/'grade', progress=False)
     inp, work = tmp_path/'input', tmp_path/'working'; work.mkdir()
     (inp).mkdir(); os.symlink(ph, inp/'rsna-2024-lumbar-spine-degenerative-classification')
-    build_kaggle_dataset(runs, inp/DATASET_SLUG, ph)
+    build_kaggle_dataset(both, inp/DATASET_SLUG, ph)
+    assert (inp/DATASET_SLUG/'models'/'localize'/'axial_t2'/'best.pt').exists() and (inp/DATASET_SLUG/'models'/'grade'/'best.pt').exists()
     assert json.loads((inp/DATASET_SLUG/'dataset-metadata.json').read_text())['id'].endswith(DATASET_SLUG)
     nb = kaggle_notebook()
     for k, v in {'LUMBAR_RSNA_KAGGLE_INPUT': str(inp), 'LUMBAR_RSNA_KAGGLE_WORKING': str(work), 'PIP_NO_INDEX': '1'}.items(): monkeypatch.setenv(k, v)
     NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
     out = ''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.outputs)
     assert str(work/'site-packages') in out                     # the package came from the wheel in the dataset
+    assert 'pipeline: two-stage' in out
     sub = read_sample_submission(work/'submission.csv')
     assert sub.row_id.tolist() == pd.read_csv(ph/'sample_submission.csv').row_id.tolist()
