@@ -8,7 +8,7 @@ import os, tempfile, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
-import numpy as np, pandas as pd, torch, timm
+import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
 from .core import (CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES, PRED_COLS, LABEL_COLS, read_coordinates, read_train,
@@ -16,7 +16,7 @@ from .core import (CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES,
 from .dicom import Volume
 from .cache import load_cached, default_cache, ensure_cached, preprocess
 from .data import dataset_items, split_by_fold
-from .model import load_state, loss_fn, probabilities, predict_batches
+from .model import create_backbone, loss_fn, probabilities, predict_batches
 from .metrics import score, weighted_log_loss
 from .train import TrainConfig, Task, arg
 from .inference import load_run, read_temperature, apply_temperature, load_prior, assemble_submission, load_models, _series_preds
@@ -54,9 +54,7 @@ class GraderModel(nn.Module):
     def __init__(self, name: str = 'tf_efficientnetv2_s', pretrained: bool = False, weights=None, dropout: float = 0.2, view_dropout: float = 0.1):
         super().__init__()
         self.name, self.view_dropout = name, view_dropout
-        try: self.backbone = timm.create_model(name, pretrained=pretrained, num_classes=0)
-        except RuntimeError as e: raise ValueError(f'unknown timm model {name!r}: {e}') from None
-        if weights is not None: self.backbone.load_state_dict({k.removeprefix('backbone.'): v for k, v in load_state(weights).items() if not k.startswith(('classifier', 'fc', 'head'))}, strict=False)
+        self.backbone = create_backbone(name, pretrained, weights, num_classes=0)
         f = self.backbone.num_features
         self.attn = nn.Linear(f, 1)
         self.missing = nn.Parameter(torch.zeros(3, f))              # per series type: sagittal T2, sagittal T1, axial

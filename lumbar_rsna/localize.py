@@ -8,7 +8,7 @@ import tempfile, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
-import numpy as np, pandas as pd, torch, timm
+import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
@@ -17,7 +17,7 @@ from .core import (CONDITION_NAMES, CONDITION_SLUGS, LEVEL_NAMES, LEVEL_SLUGS, L
 from .dicom import Volume
 from .cache import CachedSeries, load_cached, default_cache, ensure_cached, preprocess
 from .data import dataset_items, split_by_fold, check_series_type, make_folds
-from .model import load_state
+from .model import create_backbone
 from .train import TrainConfig, Task, arg
 from .inference import load_run, find_runs
 
@@ -95,18 +95,9 @@ class LocalizerModel(nn.Module):
     def __init__(self, name: str = 'tf_efficientnetv2_s', channels: int = 5, pretrained: bool = False, weights=None, width: int = 64, stride: int = 2):
         super().__init__()
         self.name, self.channels = name, channels
-        try: self.backbone = timm.create_model(name, pretrained=pretrained, features_only=True, out_indices={2: (0, 1, 2, 3), 4: (1, 2, 3)}[stride])
-        except RuntimeError as e: raise ValueError(f'unknown timm model {name!r}: {e}') from None
-        if weights is not None: self.load_backbone(weights)
+        self.backbone = create_backbone(name, pretrained, weights, features_only=True, out_indices={2: (0, 1, 2, 3), 4: (1, 2, 3)}[stride])
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in self.backbone.feature_info.channels())
         self.head = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, channels, 1))
-
-    def load_backbone(self, path):
-        sd = {k.removeprefix('backbone.'): v for k, v in load_state(path).items()}
-        own = self.backbone.state_dict()
-        use = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
-        if len(use) < 0.9 * len(own): raise ValueError(f'{path}: only {len(use)} of {len(own)} backbone tensors match {self.name!r}; is it the right model?')
-        self.backbone.load_state_dict(use, strict=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fs = self.backbone(x)

@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 from .core import SEVERITY_WEIGHTS
 
 # %% auto #0
-__all__ = ['CLASS_WEIGHTS', 'load_state', 'SeriesModel', 'loss_fn', 'probabilities', 'predict_batches']
+__all__ = ['CLASS_WEIGHTS', 'load_state', 'load_backbone_weights', 'create_backbone', 'SeriesModel', 'loss_fn', 'probabilities',
+           'predict_batches']
 
 # %% ../nbs/06_model.ipynb #dfd9eb26
 def load_state(path) -> dict:
@@ -30,6 +31,21 @@ def load_state(path) -> dict:
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()): raise ValueError(f'{bad}: it holds no tensors by name')
     return sd
 
+def load_backbone_weights(backbone: nn.Module, path, name: str = ''):
+    "ImageNet (or any) weights for a timm backbone from a local file; a classifier in it, and tensors the backbone does not have, are left out (at least 90% of the backbone's must match)."
+    sd = {k.removeprefix('backbone.'): v for k, v in load_state(path).items()}
+    own = backbone.state_dict()
+    use = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    if len(use) < 0.9 * len(own): raise ValueError(f'{path}: only {len(use)} of {len(own)} backbone tensors match {name!r}; is it the right model?')
+    backbone.load_state_dict(use, strict=False)
+
+def create_backbone(name: str, pretrained: bool = False, weights=None, **kw) -> nn.Module:
+    "A timm model (`kw`: e.g. `num_classes=0`, or `features_only=True`), with its starting weights from a local file when given; an unknown name is an error naming it."
+    try: m = timm.create_model(name, pretrained=pretrained, **kw)
+    except RuntimeError as e: raise ValueError(f'unknown timm model {name!r}: {e}') from None
+    if weights is not None: load_backbone_weights(m, weights, name)
+    return m
+
 # %% ../nbs/06_model.ipynb #bbbd2474
 class SeriesModel(nn.Module):
     "Backbone over each slice, slice features concatenated, linear head → (batch, n_labels, 3) logits."
@@ -37,9 +53,7 @@ class SeriesModel(nn.Module):
                  weights=None, freeze: float = 0.0, dropout: float = 0.2):
         super().__init__()
         self.name, self.n_labels, self.slices = name, n_labels, slices
-        try: self.backbone = timm.create_model(name, pretrained=pretrained, num_classes=0)
-        except RuntimeError as e: raise ValueError(f'unknown timm model {name!r}: {e}') from None
-        if weights is not None: self.load_backbone(weights)
+        self.backbone = create_backbone(name, pretrained, weights, num_classes=0)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.backbone.num_features * slices, n_labels * 3))
         self.freeze(freeze)
 
@@ -51,11 +65,7 @@ class SeriesModel(nn.Module):
 
     def load_backbone(self, path):
         "ImageNet (or any) weights for the backbone from a local file; a classifier in it is left out."
-        sd = {k.removeprefix('backbone.'): v for k, v in load_state(path).items()}
-        own = self.backbone.state_dict()
-        use = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
-        if len(use) < 0.9 * len(own): raise ValueError(f'{path}: only {len(use)} of {len(own)} backbone tensors match {self.name!r}; is it the right model?')
-        self.backbone.load_state_dict(use, strict=False)
+        load_backbone_weights(self.backbone, path, self.name)
 
     def freeze(self, fraction: float):
         "Freeze the first `fraction` of the backbone's parameter tensors."
