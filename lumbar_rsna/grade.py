@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_grade.ipynb #a1934a85
 from __future__ import annotations
-import os, tempfile, warnings
+import tempfile, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -12,20 +12,20 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
 from .core import (CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES, PRED_COLS, LABEL_COLS, read_coordinates, read_train,
-    read_json, resolve_data_root, dataset_fingerprint, row_id, expected_rows, write_csv_atomic)
+    resolve_data_root, dataset_fingerprint, row_id, expected_rows, write_csv_atomic)
 from .dicom import Volume
 from .cache import load_cached, default_cache, ensure_cached, preprocess
 from .data import dataset_items, split_by_fold
 from .model import create_backbone, loss_fn, probabilities, predict_batches
 from .metrics import score, weighted_log_loss
 from .train import TrainConfig, Task, arg
-from .inference import load_run, read_temperature, apply_temperature, load_prior, assemble_submission, load_models, _series_preds
+from .inference import find_runs, load_run, read_temperature, apply_temperature, load_prior, assemble_submission, load_models, _series_preds
 from .localize import geometry, side_sign, pixel_to_norm, load_localizers, localize
 
 # %% auto #0
 __all__ = ['VIEWS', 'GRADE_RECIPES', 'crop_view', 'GraderModel', 'level_points', 'GradeDataset', 'GradeConfig', 'grade_recipe',
-           'grade_frame', 'grade_scores', 'GradeTask', 'all_runs', 'runs_of', 'Grader', 'load_grader', 'grade_studies',
-           'predict_two_stage', 'pipeline_of', 'predict_submission']
+           'grade_frame', 'grade_scores', 'GradeTask', 'Grader', 'load_grader', 'grade_studies', 'predict_two_stage',
+           'pipeline_of', 'predict_submission']
 
 # %% ../nbs/11_grade.ipynb #0b4e6773
 VIEWS = dict(zip(CONDITIONS, ('Sagittal T2/STIR', 'Sagittal T1', 'Sagittal T1', 'Axial T2', 'Axial T2')))   # the series type of each condition's view
@@ -219,17 +219,6 @@ class GradeTask(Task):
     def meta(self) -> dict: return dict(model_name=self.cfg.model, crop_px=self.cfg.crop_px, n_slices=self.cfg.n_slices)
 
 # %% ../nbs/11_grade.ipynb #c51e369d
-def all_runs(models) -> list[Path]:
-    "Every run folder (with config.json) in or below `models`, or the list given."
-    if isinstance(models, (list, tuple)): return [Path(m) for m in models]
-    runs = sorted(Path(d) for d, _, files in os.walk(models, followlinks=True) if 'config.json' in files)
-    if not runs: raise FileNotFoundError(f'{models}: no run folders (folders with config.json) found')
-    return runs
-
-def runs_of(models, task: str) -> list[Path]:
-    "The run folders in or below `models` of one task ('series', 'localize', 'grade')."
-    return [r for r in all_runs(models) if read_json(r/'config.json').get('task', 'series') == task]
-
 @dataclass
 class Grader:
     "A trained stage-2 model ready to grade: the network (eval mode), its run's config and its temperature."
@@ -239,7 +228,7 @@ class Grader:
 
 def load_grader(models, device='cpu') -> Grader:
     "The one grade run in or below `models`, with its temperature."
-    runs = runs_of(models, 'grade')
+    runs = find_runs(models, 'grade')
     if len(runs) != 1: raise ValueError(f'{models}: expected one grade run, found {len(runs)} ({[str(r) for r in runs]})')
     model, cfg = load_run(runs[0], device=device)
     return Grader(model, cfg, read_temperature(runs[0]))
@@ -257,8 +246,8 @@ def predict_two_stage(data, models, out=None, prior=None, cache_dir=None, worker
     "(submission, coordinates) of the test studies: localise, crop, grade; rows stage 2 could not grade take the seed models' prediction where there are seed runs among `models`, else the prior, with a warning."
     root = Path(data)
     rows, prior = expected_rows(root), load_prior(prior, root)
-    locs, grader = load_localizers(runs_of(models, 'localize')), load_grader(models)
-    seed = runs_of(models, 'series')
+    locs, grader = load_localizers(models), load_grader(models)
+    seed = find_runs(models, 'series')
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(cache_dir or tmp)
         coords = localize(root, locs, split='test', cache_dir=cache, workers=workers, progress=progress)
@@ -279,7 +268,7 @@ def predict_two_stage(data, models, out=None, prior=None, cache_dir=None, worker
 
 def pipeline_of(models) -> str:
     "'two-stage' when `models` holds localiser and grade runs, else 'seed'."
-    try: return 'two-stage' if runs_of(models, 'localize') and runs_of(models, 'grade') else 'seed'
+    try: return 'two-stage' if find_runs(models, 'localize') and find_runs(models, 'grade') else 'seed'
     except FileNotFoundError: return 'seed'
 
 

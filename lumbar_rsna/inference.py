@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_inference.ipynb #96a06061
 from __future__ import annotations
-import json, tempfile, warnings
+import json, os, tempfile, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -146,20 +146,18 @@ def calibrate_run(run_dir, progress: bool = False) -> dict:
     return res
 
 # %% ../nbs/09_inference.ipynb #739912c7
-def find_runs(models) -> list[Path]:
-    "The run folders (folders with config.json) of `models`: one run folder, a folder of them, or a list of them."
+def find_runs(models, task: str | None = None) -> list[Path]:
+    "The run folders (folders with config.json) of `models`: a run folder, a folder holding them at any depth (e.g. `runs/localize/…` beside `runs/grade`), or a list of them; only those of `task` ('series', 'localize', 'grade') when given. No run folder at all is an error."
     if isinstance(models, (list, tuple)): runs = [Path(m) for m in models]
-    elif (Path(models)/'config.json').exists(): runs = [Path(models)]
-    elif Path(models).is_dir(): runs = sorted(p for p in Path(models).iterdir() if (p/'config.json').exists())
+    elif Path(models).is_dir(): runs = sorted(Path(d) for d, _, files in os.walk(models, followlinks=True) if 'config.json' in files)
     else: runs = []
     if not runs: raise FileNotFoundError(f'{models}: no run folders (folders with config.json) found')
-    return runs
+    return runs if task is None else [r for r in runs if read_json(r/'config.json').get('task', 'series') == task]
 
 def load_models(models, device='cpu') -> dict[str, TrainedModel]:
     "{series type: TrainedModel} from the series-model run folders (see `find_runs`; runs of other tasks, such as localisers, are passed over), each with its temperature when it has been calibrated."
     out = {}
-    for r in find_runs(models):
-        if read_json(r/"config.json").get("task", "series") != "series": continue
+    for r in find_runs(models, 'series'):
         model, cfg = load_run(r, device=device)
         if cfg.series_type in out: raise ValueError(f'{r}: a second model for {cfg.series_type!r}')
         out[cfg.series_type] = TrainedModel(model, cfg, read_temperature(r))

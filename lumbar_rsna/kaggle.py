@@ -111,13 +111,13 @@ def _fill_dataset(dst: Path, runs: list, train_csv: Path, user: str, found: dict
 
 def validate_models(models) -> tuple[list[str], list[tuple[Path, Path]]]:
     "What the models folder holds, by name (series types; stage 1 and stage 2), and its runs with their paths below it; each run is loaded first, so a broken one stops the build."
-    from lumbar_rsna.inference import load_models
-    from lumbar_rsna.grade import all_runs, runs_of, load_grader
+    from lumbar_rsna.inference import load_models, find_runs
+    from lumbar_rsna.grade import load_grader
     from lumbar_rsna.localize import load_localizers
-    runs = all_runs(models)
-    found = list(load_models(runs_of(models, 'series'))) if runs_of(models, 'series') else []
-    if runs_of(models, 'localize'): found += [f'localiser {t}' for t in load_localizers(runs_of(models, 'localize'))]
-    if runs_of(models, 'grade'): load_grader(models); found.append('stage 2')
+    runs = find_runs(models)
+    found = list(load_models(runs)) if find_runs(runs, 'series') else []
+    if find_runs(runs, 'localize'): found += [f'localiser {t}' for t in load_localizers(runs)]
+    if find_runs(runs, 'grade'): load_grader(runs); found.append('stage 2')
     base = Path(models) if not isinstance(models, (list, tuple)) else None
     rel = lambda r: r.relative_to(base) if base is not None and r != base and base in r.parents else Path(r.name)
     return found, [(r, rel(r)) for r in runs]

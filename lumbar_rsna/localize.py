@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
-from .core import (CONDITION_NAMES, CONDITION_SLUGS, LEVEL_NAMES, LEVEL_SLUGS, LEVELS, read_coordinates, read_train, read_json,
+from .core import (CONDITION_NAMES, CONDITION_SLUGS, LEVEL_NAMES, LEVEL_SLUGS, LEVELS, read_coordinates, read_train,
     resolve_data_root, dataset_fingerprint, write_csv_atomic)
 from .dicom import Volume
 from .cache import CachedSeries, load_cached, default_cache, ensure_cached, preprocess
@@ -394,8 +394,7 @@ class Localizer:
 def load_localizers(models, device='cpu') -> dict[str, Localizer]:
     "{series type: Localizer} of the localiser runs among `models` (a run folder, a folder of them or a list); other runs are passed over."
     out = {}
-    for r in find_runs(models):
-        if read_json(r/'config.json').get('task') != 'localize': continue
+    for r in find_runs(models, 'localize'):
         model, cfg = load_run(r, device=device)
         if cfg.series_type in out: raise ValueError(f'{r}: a second localiser for {cfg.series_type!r}')
         out[cfg.series_type] = Localizer(model, cfg)
