@@ -13,7 +13,7 @@ from .metrics import score
 
 # %% auto #0
 __all__ = ['DATA_HELP', 'OUTPUTS', 'data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom',
-           'cmd_preprocess', 'train_config', 'cmd_train', 'train_from_args', 'cmd_train_localizer', 'cmd_localize',
+           'cmd_preprocess', 'train_config', 'train_from_args', 'cmd_train', 'cmd_train_localizer', 'cmd_localize',
            'cmd_train_grader', 'cmd_calibrate', 'cmd_predict', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo',
            'add_config_options', 'parser', 'check_outputs', 'main']
 
@@ -73,31 +73,28 @@ def cmd_preprocess(args) -> int:
     print(f'{cache}: {int((idx.status == "ok").sum())} series cached, {int((idx.status != "ok").sum())} failed')
     return 0
 
-def train_config(args):
-    "The SeriesConfig of parsed `train` arguments: the recipe, with every option given on the command line on top."
-    from lumbar_rsna.series import SeriesConfig, recipe
-    return recipe(args.recipe, **{f.name: getattr(args, f.name) for f in dataclasses.fields(SeriesConfig) if hasattr(args, f.name)})
+def train_config(args, cls=None):
+    "The config (class `cls`, default SeriesConfig) of parsed `train*` arguments: the recipe, with every option given on the command line on top."
+    from lumbar_rsna.series import SeriesConfig
+    cls = cls or SeriesConfig
+    return cls.from_recipe(args.recipe, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+def train_from_args(args, cls=None) -> dict:
+    "Train the run a `train*` command describes (see `train_config`)."
+    from lumbar_rsna.train import train
+    args.data = str(data_root(getattr(args, 'data', None)))
+    return train(train_config(args, cls), args.out, resume=args.resume)
 
 def cmd_train(args) -> int:
     "Train one series type's model."
-    from lumbar_rsna.train import train
-    args.data = str(data_root(getattr(args, 'data', None)))
-    cfg = train_config(args)
-    res = train(cfg, args.out, resume=args.resume)
+    res = train_from_args(args)
     print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
     return 0
 
-def train_from_args(args, cls, make) -> dict:
-    "Train the run a `train-*` command describes: the recipe `make(args.recipe, …)` of config class `cls`, with every option given on the command line on top."
-    from lumbar_rsna.train import train
-    args.data = str(data_root(getattr(args, 'data', None)))
-    cfg = make(args.recipe, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
-    return train(cfg, args.out, resume=args.resume)
-
 def cmd_train_localizer(args) -> int:
     "Train one series type's localiser."
-    from lumbar_rsna.localize import LocalizerConfig, localizer_recipe
-    res = train_from_args(args, LocalizerConfig, localizer_recipe)
+    from lumbar_rsna.localize import LocalizerConfig
+    res = train_from_args(args, LocalizerConfig)
     print(f'{args.out}: best epoch {res["best_epoch"]}, mean error {res.get("val_loss", float("nan")):.2f} mm, within 5 mm {res.get("val_within_5mm", float("nan")):.1%}')
     return 0
 
@@ -119,8 +116,8 @@ def cmd_localize(args) -> int:
 
 def cmd_train_grader(args) -> int:
     "Train stage 2."
-    from lumbar_rsna.grade import GradeConfig, grade_recipe
-    res = train_from_args(args, GradeConfig, grade_recipe)
+    from lumbar_rsna.grade import GradeConfig
+    res = train_from_args(args, GradeConfig)
     print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
     return 0
 
@@ -207,20 +204,21 @@ def _data_commands(sub):
     s.add_argument('--skip-bad-files', action='store_true', help='skip unreadable files with a warning instead of failing the series')
     s.set_defaults(func=cmd_preprocess)
 
+def _train_command(sub, name: str, help: str, cls, func):
+    "A `train*` command: its run folder, its recipe, one option per field of config class `cls`, and --resume."
+    s = sub.add_parser(name, help=help)
+    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
+    s.add_argument('--recipe', default='full', choices=list(cls.recipes), help='named setting the options below change: full (GPU, the defaults shown), demo (CPU demo), tiny (seconds)')
+    add_config_options(s, cls)
+    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=func)
+
 def _model_commands(sub):
-    "train, calibrate, predict: commands on models."
-    from lumbar_rsna.series import SeriesConfig, RECIPES
-    s = sub.add_parser('train', help="train one series type's model")
-    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
-    s.add_argument('--recipe', default='full', choices=list(RECIPES), help='named setting the options below change: full (GPU, the defaults shown), demo (CPU demo), tiny (seconds)')
-    add_config_options(s, SeriesConfig)
-    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=cmd_train)
-    from lumbar_rsna.localize import LocalizerConfig, LOCALIZER_RECIPES
-    s = sub.add_parser('train-localizer', help="train one series type's localiser (stage 1)")
-    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
-    s.add_argument('--recipe', default='full', choices=list(LOCALIZER_RECIPES), help='named setting the options below change: full (GPU), demo (CPU demo), tiny (seconds)')
-    add_config_options(s, LocalizerConfig)
-    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=cmd_train_localizer)
+    "train, train-localizer, localize, train-grader, calibrate, predict: commands on models."
+    from lumbar_rsna.series import SeriesConfig
+    from lumbar_rsna.localize import LocalizerConfig
+    from lumbar_rsna.grade import GradeConfig
+    _train_command(sub, 'train', "train one series type's model", SeriesConfig, cmd_train)
+    _train_command(sub, 'train-localizer', "train one series type's localiser (stage 1)", LocalizerConfig, cmd_train_localizer)
     s = sub.add_parser('localize', help='write the coordinates of every finding (stage 1)')
     s.add_argument('--data', help=DATA_HELP); s.add_argument('--models', required=True, help='folder of run folders (localiser runs are used)')
     s.add_argument('--out', default='coordinates.csv', help="coordinates CSV: train_label_coordinates.csv's columns, then x_mm, y_mm, z_mm, confidence")
@@ -228,12 +226,7 @@ def _model_commands(sub):
     s.add_argument('--report', action='store_true', help='print the localisation report against the labelled coordinates (train, or a phantom\'s test)')
     s.add_argument('--cache', help='cache for the decoded series'); s.add_argument('--workers', type=int, help='processes decoding DICOM')
     s.set_defaults(func=cmd_localize)
-    from lumbar_rsna.grade import GradeConfig, GRADE_RECIPES
-    s = sub.add_parser('train-grader', help='train stage 2: crops around each level, the three series fused')
-    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
-    s.add_argument('--recipe', default='full', choices=list(GRADE_RECIPES), help='named setting the options below change: full (GPU), demo (CPU demo), tiny (seconds)')
-    add_config_options(s, GradeConfig)
-    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=cmd_train_grader)
+    _train_command(sub, 'train-grader', 'train stage 2: crops around each level, the three series fused', GradeConfig, cmd_train_grader)
     s = sub.add_parser('calibrate', help="fit runs' temperatures on their validation folds")
     s.add_argument('runs', nargs='+', help='run folders'); s.set_defaults(func=cmd_calibrate)
     s = sub.add_parser('predict', help='write a submission for the test studies')

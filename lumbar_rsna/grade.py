@@ -11,14 +11,13 @@ from typing import ClassVar
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
-from .core import (CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES, PRED_COLS, LABEL_COLS, read_coordinates, read_train,
-    resolve_data_root, dataset_fingerprint, row_id, expected_rows, write_csv_atomic)
+from .core import (CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES, PRED_COLS, read_coordinates, read_train, expected_rows, write_csv_atomic)
 from .dicom import Volume
-from .cache import load_cached, default_cache, ensure_cached, preprocess
+from .cache import load_cached, preprocess
 from .data import dataset_items, split_by_fold
 from .model import create_backbone, loss_fn, probabilities, predict_batches
-from .metrics import score, weighted_log_loss
-from .train import TrainConfig, Task, arg
+from .metrics import validation_scores
+from .train import ModelConfig, Task, arg
 from .inference import find_runs, load_run, read_temperature, apply_temperature, load_prior, assemble_submission, load_models, _series_preds
 from .localize import geometry, side_sign, pixel_to_norm, load_localizers, localize
 
@@ -139,31 +138,23 @@ class GradeDataset(torch.utils.data.Dataset):
 
 # %% ../nbs/11_grade.ipynb #b2d86e8d
 @dataclass
-class GradeConfig(TrainConfig):
-    "Stage 2's run: the loop's settings, the backbone, the crops, and the coordinates validation uses."
+class GradeConfig(ModelConfig):
+    "Stage 2's run: the loop's settings, the dataset and backbone (`ModelConfig`), the crops, and the coordinates validation uses."
     task: ClassVar[str] = 'grade'
-    data: str | None = arg(None, 'dataset folder (default: $LUMBAR_RSNA_DATA, Kaggle input, or the phantom)')
-    cache: str | None = arg(None, 'preprocessing cache, filled on first use (default: one per dataset)')
-    coordinates: str | None = arg(None, "predicted coordinates of the validation studies (`localize --split train` with the localisers of the same fold); default: the labelled ones")
-    model: str = arg('tf_efficientnetv2_s', 'any timm model name')
-    pretrained: bool = arg(False, "timm's ImageNet weights (needs internet)")
-    weights: str | None = arg(None, 'local backbone weights (.safetensors or a torch state dict), the offline way')
+    paths: ClassVar[tuple] = ('data', 'cache', 'weights', 'coordinates')
     cache_size: int = arg(512, 'size of the cached slices the crops are taken from')
+    coordinates: str | None = arg(None, "predicted coordinates of the validation studies (`localize --split train` with the localisers of the same fold); default: the labelled ones")
     crop_mm: float = arg(48.0, 'side of a crop in patient mm')
     crop_px: int = arg(96, 'side of a crop in pixels')
     n_slices: int = arg(5, 'slices per crop, centred on the finding')
     jitter_mm: float = arg(2.0, 'training: in-plane jitter of the labelled point (sd, mm), like stage 1 errors')
     jitter_slice: float = arg(0.3, 'training: chance of a neighbouring slice instead of the labelled one')
     augment: bool = arg(True, 'jitter, contrast and gamma', flag='--no-augment', flag_help='no jitter or intensity changes')
-    data_id: str | None = arg(None, "fingerprint of the dataset, set from `data`", cli=False)
 
     def __post_init__(self):
         super().__post_init__()
         if self.crop_px < 16 or self.cache_size < 32: raise ValueError(f'crop_px must be at least 16 and cache_size at least 32, got {self.crop_px} and {self.cache_size}')
         if not self.crop_mm > 0 or self.n_slices < 1: raise ValueError(f'crop_mm must be positive and n_slices at least 1, got {self.crop_mm} and {self.n_slices}')
-        for k in ('data', 'cache', 'weights', 'coordinates'):
-            if getattr(self, k) is not None: setattr(self, k, str(Path(getattr(self, k)).expanduser().absolute()))
-        if self.data is not None and self.data_id is None: self.data_id = dataset_fingerprint(self.data)
 
     @property
     def name(self) -> str: return 'grade (two-stage)'
@@ -174,9 +165,11 @@ GRADE_RECIPES = {
     'tiny': dict(model='test_efficientnet', cache_size=64, crop_px=16, crop_mm=40.0, n_slices=3, epochs=2, batch_size=8, n_folds=3, workers=0),
 }
 
+GradeConfig.recipes = GRADE_RECIPES
+
 def grade_recipe(name: str = 'full', **overrides) -> GradeConfig:
-    if name not in GRADE_RECIPES: raise ValueError(f'unknown recipe {name!r}; expected one of {list(GRADE_RECIPES)}')
-    return GradeConfig(**{**GRADE_RECIPES[name], **overrides})
+    "The named setting (`full`, `demo` or `tiny`) with `overrides` on top."
+    return GradeConfig.from_recipe(name, **overrides)
 
 def grade_frame(studies_levels: list, probs: np.ndarray) -> pd.DataFrame:
     "Long predictions (study_id, col, normal_mild, moderate, severe) of per-sample probabilities (N, 5, 3)."
@@ -185,14 +178,7 @@ def grade_frame(studies_levels: list, probs: np.ndarray) -> pd.DataFrame:
 
 def grade_scores(probs: np.ndarray, ds: GradeDataset) -> dict:
     "Weighted loss, accuracy and the competition score of the validation studies."
-    y, p = ds.targets.reshape(-1), probs.reshape(-1, 3)
-    m = y >= 0
-    f = grade_frame(ds.samples, probs)
-    sub = pd.DataFrame({'row_id': [row_id(s, c) for s, c in zip(f.study_id, f.col)], **{k: f[k] for k in PRED_COLS}})
-    t = pd.DataFrame(ds.targets, columns=CONDITIONS).assign(study_id=[s for s, _ in ds.samples], lv=[l for _, l in ds.samples])
-    sol = t.melt(['study_id', 'lv'], var_name='c').assign(col=lambda d: d.c + '_' + d.lv).pivot(index='study_id', columns='col', values='value')
-    sol = sol.apply(lambda c: c.map(dict(enumerate(SEVERITIES)))).reindex(columns=list(LABEL_COLS)).reset_index()
-    return dict(loss=weighted_log_loss(ds.targets, probs), accuracy=float((p[m].argmax(1) == y[m]).mean()), score=score(sol, sub)[0])
+    return validation_scores([s for s, _ in ds.samples], [[f'{c}_{lv}' for c in CONDITIONS] for _, lv in ds.samples], ds.targets, probs)
 
 class GradeTask(Task):
     "Stage 2 for the training loop: crops around each level's findings, the three series fused."
@@ -200,10 +186,8 @@ class GradeTask(Task):
 
     def datasets(self, progress: bool = True):
         c = self.cfg
-        root = resolve_data_root(c.data)
-        if c.data_id is not None and dataset_fingerprint(root) != c.data_id: raise ValueError(f"{root}: not the dataset this run was trained on")
+        root, cache = c.prepared_data(progress)
         labels, truth = read_train(root/'train.csv'), read_coordinates(root/'train_label_coordinates.csv')
-        cache = ensure_cached(root, Path(c.cache) if c.cache else default_cache(root), c.cache_size, progress=progress)
         items = dataset_items(cache, size=c.cache_size)
         tr, va = split_by_fold(items, labels, c.fold, c.n_folds, c.seed)
         val_coords = read_coordinates(c.coordinates) if c.coordinates else truth

@@ -12,13 +12,12 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
-from .core import (CONDITION_NAMES, CONDITION_SLUGS, LEVEL_NAMES, LEVEL_SLUGS, LEVELS, read_coordinates, read_train,
-    resolve_data_root, dataset_fingerprint, write_csv_atomic)
+from .core import (CONDITION_NAMES, CONDITION_SLUGS, LEVEL_NAMES, LEVEL_SLUGS, LEVELS, read_coordinates, read_train, write_csv_atomic)
 from .dicom import Volume
-from .cache import CachedSeries, load_cached, default_cache, ensure_cached, preprocess
+from .cache import CachedSeries, load_cached, preprocess
 from .data import dataset_items, split_by_fold, check_series_type, make_folds
 from .model import create_backbone
-from .train import TrainConfig, Task, arg
+from .train import ModelConfig, Task, arg
 from .inference import load_run, find_runs
 
 # %% auto #0
@@ -280,23 +279,17 @@ def axial_points(P: torch.Tensor, v: Volume, canal: dict) -> list[dict]:
 
 # %% ../nbs/10_localize.ipynb #61d8042b
 @dataclass
-class LocalizerConfig(TrainConfig):
-    "A localiser's run: the loop's settings, the series type, the backbone, the input and the heatmap targets."
+class LocalizerConfig(ModelConfig):
+    "A localiser's run: the loop's settings, the dataset and backbone (`ModelConfig`), the series type, the input and the heatmap targets."
     task: ClassVar[str] = 'localize'
-    series_type: str = arg('Sagittal T2/STIR', '"Sagittal T1" (foramina), "Sagittal T2/STIR" (canal) or "Axial T2" (recesses)', flag='--series', required=True)
-    data: str | None = arg(None, 'dataset folder (default: $LUMBAR_RSNA_DATA, Kaggle input, or the phantom)')
-    cache: str | None = arg(None, 'preprocessing cache, filled on first use (default: one per dataset)')
     model: str = arg('tf_efficientnetv2_s', 'any timm model name with features_only support')
-    pretrained: bool = arg(False, "timm's ImageNet weights (needs internet)")
-    weights: str | None = arg(None, 'local backbone weights (.safetensors or a torch state dict), the offline way')
+    series_type: str = arg('Sagittal T2/STIR', '"Sagittal T1" (foramina), "Sagittal T2/STIR" (canal) or "Axial T2" (recesses)', flag='--series', required=True)
     image_size: int = arg(256, 'model input size in pixels')
-    cache_size: int = arg(256, 'size of the cached slices in pixels')
     width: int = arg(64, 'channels of the heatmap decoder')
     stride: int = arg(2, 'heatmap cells per input pixel side: 2 or 4 (coarser, about twice as fast)', choices=(2, 4))
     sigma_mm: float = arg(2.5, "how fast a slice's target peak falls with its distance (mm) from the labelled point")
     far: float = arg(0.25, 'share of the slices far from every labelled point used in each epoch (all of the near ones are)')
     augment: bool = arg(True, 'mirror, rotation, shift, zoom, contrast and gamma', flag='--no-augment', flag_help='no augmentation')
-    data_id: str | None = arg(None, "fingerprint of the dataset, set from `data`", cli=False)
 
     def __post_init__(self):
         super().__post_init__()
@@ -305,9 +298,6 @@ class LocalizerConfig(TrainConfig):
             if getattr(self, k) < 32: raise ValueError(f'{k} must be at least 32 pixels, got {getattr(self, k)}')
         if self.stride not in (2, 4): raise ValueError(f'stride must be 2 or 4, got {self.stride}')
         if not self.sigma_mm > 0: raise ValueError(f'sigma_mm must be positive, got {self.sigma_mm}')
-        for k in ('data', 'cache', 'weights'):
-            if getattr(self, k) is not None: setattr(self, k, str(Path(getattr(self, k)).expanduser().absolute()))
-        if self.data is not None and self.data_id is None: self.data_id = dataset_fingerprint(self.data)
 
     @property
     def name(self) -> str: return f'localize {self.series_type}'
@@ -318,18 +308,17 @@ LOCALIZER_RECIPES = {
     'tiny': dict(model='test_efficientnet', image_size=64, cache_size=64, width=16, epochs=2, batch_size=8, n_folds=3, workers=0),
 }
 
+LocalizerConfig.recipes = LOCALIZER_RECIPES
+
 def localizer_recipe(name: str = 'full', **overrides) -> LocalizerConfig:
-    if name not in LOCALIZER_RECIPES: raise ValueError(f'unknown recipe {name!r}; expected one of {list(LOCALIZER_RECIPES)}')
-    return LocalizerConfig(**{**LOCALIZER_RECIPES[name], **overrides})
+    "The named setting (`full`, `demo` or `tiny`) with `overrides` on top."
+    return LocalizerConfig.from_recipe(name, **overrides)
 
 # %% ../nbs/10_localize.ipynb #21d28333
 def localizer_data(cfg: LocalizerConfig, progress: bool = True):
     "Labels, labelled coordinates, cached series of the config's type and the cache folder."
-    root = resolve_data_root(cfg.data)
-    if cfg.data_id is not None and dataset_fingerprint(root) != cfg.data_id:
-        raise ValueError(f"{root}: not the dataset this run was trained on (fingerprint {dataset_fingerprint(root)}, the run's {cfg.data_id})")
+    root, cache = cfg.prepared_data(progress)
     labels, coords = read_train(root/'train.csv'), read_coordinates(root/'train_label_coordinates.csv')
-    cache = ensure_cached(root, Path(cfg.cache) if cfg.cache else default_cache(root), cfg.cache_size, progress=progress)
     return labels, coords, dataset_items(cache, size=cfg.cache_size), cache
 
 def truth_points(ds: LocalizerDataset) -> pd.DataFrame:

@@ -6,11 +6,11 @@
 from __future__ import annotations
 import numpy as np, pandas as pd
 from .core import (LABEL_COLS, PRED_COLS, SEVERITIES, SEVERITY_WEIGHTS, GROUPS, CONDITIONS, CONDITION_NAMES,
-    labels_long, parse_row_id, condition_group, split_label_col, submission_rows, check_submission_frame, SubmissionError)
+    labels_long, parse_row_id, row_id, condition_group, split_label_col, submission_rows, check_submission_frame, SubmissionError)
 
 # %% auto #0
-__all__ = ['EPS', 'solution_long', 'weighted_log_loss', 'score', 'predictions_long', 'confusion', 'classification_report',
-           'plot_confusions']
+__all__ = ['EPS', 'solution_long', 'weighted_log_loss', 'score', 'validation_scores', 'predictions_long', 'confusion',
+           'classification_report', 'plot_confusions']
 
 # %% ../nbs/04_metrics.ipynb #d1f19669
 EPS = 1e-15
@@ -64,6 +64,20 @@ def score(solution: pd.DataFrame, submission: pd.DataFrame, eps: float = EPS) ->
         probs = np.stack([1 - per.pred.values, per.pred.values], 1)
         terms['any_severe_spinal'] = weighted_log_loss(per.label.values, probs, per.weight.values, eps)
     return float(np.mean(list(terms.values()))), terms
+
+# %% ../nbs/04_metrics.ipynb #vs04a001
+def validation_scores(study_ids, cols, targets: np.ndarray, probs: np.ndarray) -> dict:
+    "Weighted loss, accuracy and competition score of a model's validation predictions: sample i belongs to study `study_ids[i]` and predicts label columns `cols[i]` (one per target), with classes `targets` (n, L; −1 = empty) and probabilities (n, L, 3). Samples of one study and column are averaged, as inference does."
+    targets, probs = np.asarray(targets), np.asarray(probs, float)
+    n, L = targets.shape
+    long = pd.DataFrame({'study_id': np.repeat(np.asarray(study_ids), L), 'col': np.broadcast_to(np.asarray(cols, dtype=object), (n, L)).ravel(),
+                         'target': targets.ravel(), **dict(zip(PRED_COLS, probs.reshape(-1, 3).T))})
+    per = long.groupby(['study_id', 'col'], sort=False)
+    sub = per[list(PRED_COLS)].mean().reset_index()
+    sub.insert(0, 'row_id', [row_id(s, c) for s, c in zip(sub.study_id, sub.col)])
+    sol = per.target.first().unstack().apply(lambda c: c.map(dict(enumerate(SEVERITIES)))).reindex(columns=list(LABEL_COLS)).reset_index()   # −1 → empty
+    y, p = targets.ravel(), probs.reshape(-1, 3); m = y >= 0
+    return dict(loss=weighted_log_loss(targets, probs), accuracy=float((p[m].argmax(1) == y[m]).mean()), score=score(sol, sub[['row_id', *PRED_COLS]])[0])
 
 # %% ../nbs/04_metrics.ipynb #8fe0e8ba
 def predictions_long(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFrame:

@@ -8,35 +8,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 import numpy as np, pandas as pd, torch
-from .core import (SEVERITIES, PRED_COLS, LABEL_COLS, series_label_cols, read_train, resolve_data_root, row_id, dataset_fingerprint)
-from .cache import default_cache, ensure_cached
+from .core import series_label_cols, read_train
 from .data import SeriesDataset, dataset_items, split_by_fold, check_series_type, flip_sides, side_swap
 from .model import SeriesModel, loss_fn, probabilities
-from .metrics import score, weighted_log_loss
-from .train import TrainConfig, Task, arg
+from .metrics import validation_scores
+from .train import ModelConfig, Task, arg
 
 # %% auto #0
 __all__ = ['RECIPES', 'SeriesConfig', 'recipe', 'series_data', 'series_step', 'series_scores', 'SeriesTask']
 
 # %% ../nbs/08_series.ipynb #69c91e16
 @dataclass
-class SeriesConfig(TrainConfig):
-    "A series model's run: the loop's settings, the series type, the backbone and the input."
+class SeriesConfig(ModelConfig):
+    "A series model's run: the loop's settings, the dataset and backbone (`ModelConfig`), the series type and the input."
     task: ClassVar[str] = 'series'
     series_type: str = arg('Sagittal T1', '"Sagittal T1", "Axial T2" or "Sagittal T2/STIR"', flag='--series', required=True)
-    data: str | None = arg(None, 'dataset folder (default: $LUMBAR_RSNA_DATA, Kaggle input, or the phantom)')
-    cache: str | None = arg(None, 'preprocessing cache, filled on first use (default: one per dataset under $LUMBAR_RSNA_CACHE or ~/.cache/lumbar_rsna)')
-    model: str = arg('tf_efficientnetv2_s', 'any timm model name')
-    pretrained: bool = arg(False, "timm's ImageNet weights (needs internet)")
-    weights: str | None = arg(None, 'local backbone weights (.safetensors or a torch state dict), the offline way')
     freeze: float = arg(0.25, 'fraction of backbone parameter tensors frozen, earliest first')
     image_size: int = arg(224, 'model input size in pixels')
-    cache_size: int = arg(256, 'size of the cached slices in pixels')
     slices: int = arg(5, 'slices per series, evenly spaced')
     mode: str = arg('2.5d', '3 channels from a slice and its neighbours, or one slice repeated', choices=('2.5d', 'repeat'))
     loss: str = arg('ce', 'cross-entropy weighted 1/2/4 like the metric, or binary cross-entropy', choices=('ce', 'bce'))
     augment: bool = arg(True, 'flips, rotations, shifts, zoom, contrast and gamma', flag='--no-augment', flag_help='no flips, rotations, shifts, zoom, contrast or gamma')
-    data_id: str | None = arg(None, "fingerprint of the dataset's train.csv and train_series_descriptions.csv, set from `data`", cli=False)
 
     def __post_init__(self):
         super().__post_init__()
@@ -47,9 +39,6 @@ class SeriesConfig(TrainConfig):
             if getattr(self, k) < 16: raise ValueError(f'{k} must be at least 16 pixels, got {getattr(self, k)}')
         if self.slices < 1: raise ValueError(f'slices must be at least 1, got {self.slices}')
         if not 0 <= self.freeze <= 1: raise ValueError(f'freeze is a fraction of the backbone, in 0…1; got {self.freeze}')
-        for k in ('data', 'cache', 'weights'):                 # absolute, so that the run can be calibrated or resumed from any folder
-            if getattr(self, k) is not None: setattr(self, k, str(Path(getattr(self, k)).expanduser().absolute()))
-        if self.data is not None and self.data_id is None: self.data_id = dataset_fingerprint(self.data)
 
     @property
     def name(self) -> str: return self.series_type
@@ -62,19 +51,17 @@ RECIPES = {
     'tiny': dict(model='test_efficientnet', image_size=48, cache_size=48, slices=3, epochs=2, batch_size=4, n_folds=3, workers=0, freeze=0.0),
 }
 
+SeriesConfig.recipes = RECIPES
+
 def recipe(name: str = 'full', **overrides) -> SeriesConfig:
     "The named setting (`full`, `demo` or `tiny`) with `overrides` on top."
-    if name not in RECIPES: raise ValueError(f'unknown recipe {name!r}; expected one of {list(RECIPES)}')
-    return SeriesConfig(**{**RECIPES[name], **overrides})
+    return SeriesConfig.from_recipe(name, **overrides)
 
 # %% ../nbs/08_series.ipynb #ecd6011a
 def series_data(cfg: SeriesConfig, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
     "The labels, the cached series of `cfg.series_type` (status ok) and the cache folder, preprocessing the dataset first if needed."
-    root = resolve_data_root(cfg.data)
-    if cfg.data_id is not None and dataset_fingerprint(root) != cfg.data_id:
-        raise ValueError(f"{root}: not the dataset this run was trained on (train.csv or train_series_descriptions.csv changed since: fingerprint {dataset_fingerprint(root)}, the run's {cfg.data_id})")
+    root, cache = cfg.prepared_data(progress)
     labels = read_train(root/'train.csv')
-    cache = ensure_cached(root, Path(cfg.cache) if cfg.cache else default_cache(root), cfg.cache_size, progress=progress)
     items = dataset_items(cache, size=cfg.cache_size)
     items = items[items.series_description == cfg.series_type]
     if not len(items): raise ValueError(f'{cache}: no {cfg.series_type!r} series in the cache')
@@ -93,14 +80,7 @@ def series_step(kind: str, series_type: str, tta: bool = False):
 
 def series_scores(probs: np.ndarray, ds: SeriesDataset) -> dict:
     "Weighted loss, accuracy and competition score (this model's conditions, series averaged per study) of per-series probabilities."
-    y, p = ds.targets.reshape(-1), probs.reshape(-1, 3)
-    m = y >= 0
-    per = pd.DataFrame(probs.reshape(len(probs), -1), index=ds.items.study_id).groupby(level=0).mean()
-    sub = pd.DataFrame([(row_id(s, c), *per.loc[s].to_numpy().reshape(-1, 3)[j]) for s in per.index for j, c in enumerate(ds.cols)],
-                       columns=['row_id', *PRED_COLS])
-    truth = pd.DataFrame(ds.targets, index=ds.items.study_id, columns=ds.cols).groupby(level=0).first()
-    sol = truth.apply(lambda c: c.map(dict(enumerate(SEVERITIES)))).reindex(columns=list(LABEL_COLS)).rename_axis('study_id').reset_index()   # −1 → empty
-    return dict(loss=weighted_log_loss(ds.targets, probs), accuracy=float((p[m].argmax(1) == y[m]).mean()), score=score(sol, sub)[0])
+    return validation_scores(ds.items.study_id.to_numpy(), [ds.cols] * len(ds.items), ds.targets, probs)
 
 # %% ../nbs/08_series.ipynb #ad9a54ef
 class SeriesTask(Task):

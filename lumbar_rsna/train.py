@@ -12,11 +12,12 @@ import numpy as np, pandas as pd, torch
 import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
-from .core import write_atomic, write_csv_atomic, read_json
+from .core import write_atomic, write_csv_atomic, read_json, resolve_data_root, dataset_fingerprint
+from .cache import default_cache, ensure_cached
 from .model import predict_batches
 
 # %% auto #0
-__all__ = ['TASKS', 'arg', 'TrainConfig', 'Task', 'task_class', 'make_task', 'EarlyStopping', 'cuda_determinism',
+__all__ = ['TASKS', 'arg', 'TrainConfig', 'ModelConfig', 'Task', 'task_class', 'make_task', 'EarlyStopping', 'cuda_determinism',
            'default_workers', 'run_device', 'check_run_folder', 'prepared_datasets', 'Fit', 'build_fit',
            'save_checkpoints', 'fresh_state', 'load_checkpoint', 'load_last', 'epoch_loader', 'train_epoch', 'validate',
            'train', 'plot_log']
@@ -62,6 +63,39 @@ class TrainConfig:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown: raise ValueError(f'{path}: unknown settings {sorted(unknown)}')
         return cls(**d)
+
+# %% ../nbs/07_train.ipynb #mc01a7d3
+@dataclass
+class ModelConfig(TrainConfig):
+    "The settings every model of this project adds to the loop's: the dataset and its cache, the backbone and its starting weights, and its named recipes."
+    recipes: ClassVar[dict] = {}                                  # name → settings, e.g. {'full': {}, 'demo': {...}, 'tiny': {...}}
+    paths: ClassVar[tuple] = ('data', 'cache', 'weights')         # kept absolute, so that a run can be calibrated or resumed from any folder
+    data: str | None = arg(None, 'dataset folder (default: $LUMBAR_RSNA_DATA, Kaggle input, or the phantom)')
+    cache: str | None = arg(None, 'preprocessing cache, filled on first use (default: one per dataset under $LUMBAR_RSNA_CACHE or ~/.cache/lumbar_rsna)')
+    model: str = arg('tf_efficientnetv2_s', 'any timm model name')
+    pretrained: bool = arg(False, "timm's ImageNet weights (needs internet)")
+    weights: str | None = arg(None, 'local backbone weights (.safetensors or a torch state dict), the offline way')
+    cache_size: int = arg(256, 'size of the cached slices in pixels')
+    data_id: str | None = arg(None, "fingerprint of the dataset's train.csv and train_series_descriptions.csv, set from `data`", cli=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        for k in self.paths:
+            if getattr(self, k) is not None: setattr(self, k, str(Path(getattr(self, k)).expanduser().absolute()))
+        if self.data is not None and self.data_id is None: self.data_id = dataset_fingerprint(self.data)
+
+    @classmethod
+    def from_recipe(cls, name: str = 'full', **overrides) -> 'ModelConfig':
+        "The named setting of `cls.recipes` with `overrides` on top."
+        if name not in cls.recipes: raise ValueError(f'unknown recipe {name!r}; expected one of {list(cls.recipes)}')
+        return cls(**{**cls.recipes[name], **overrides})
+
+    def prepared_data(self, progress: bool = True) -> tuple[Path, Path]:
+        "(dataset folder, cache folder with every training series brought up to date at `cache_size`); a dataset that is not the one the run was trained on is refused."
+        root = resolve_data_root(self.data)
+        if self.data_id is not None and dataset_fingerprint(root) != self.data_id:
+            raise ValueError(f"{root}: not the dataset this run was trained on (train.csv or train_series_descriptions.csv changed since: fingerprint {dataset_fingerprint(root)}, the run's {self.data_id})")
+        return root, ensure_cached(root, Path(self.cache) if self.cache else default_cache(root), self.cache_size, progress=progress)
 
 # %% ../nbs/07_train.ipynb #33f57ca7
 TASKS: dict[str, type] = {}
