@@ -16,7 +16,7 @@ from .dicom import Volume, load_series
 
 # %% auto #0
 __all__ = ['INDEX_COLS', 'normalize', 'resize_slices', 'canonical_order', 'CachedSeries', 'series_file', 'cache_series',
-           'read_cache_index', 'fingerprint', 'summarise', 'preprocess', 'load_cached', 'default_cache',
+           'read_cache_index', 'fingerprint', 'summarise', 'preprocess', 'load_cached', 'SeriesMemory', 'default_cache',
            'ensure_cached']
 
 # %% ../nbs/03_cache.ipynb #d17cdcd2
@@ -196,6 +196,17 @@ def load_cached(cache_dir, study_id: int, series_id: int, split: str = 'train', 
     return CachedSeries(image=a['image'], instance_numbers=a['instance_numbers'], rows=int(a['rows']), cols=int(a['cols']),
                         series_description=str(a['series_description']), study_id=int(study_id), series_id=int(series_id),
                         positions=a.get('positions'), orientations=a.get('orientations'), pixel_spacing=a.get('pixel_spacing'), notes=str(a.get('notes', '')))
+
+class SeriesMemory:
+    "`load_cached` for datasets that visit each series many times: a series read once stays in memory while all fit in `budget` bytes; beyond it, series are read from disk each time."
+    def __init__(self, cache_dir, budget: float = 2 ** 30): self.cache_dir, self.budget, self._got, self._bytes = cache_dir, budget, {}, 0
+
+    def __call__(self, study_id: int, series_id: int, split: str = 'train', size: int | None = None) -> CachedSeries:
+        key = (int(study_id), int(series_id), split, size)
+        if key in self._got: return self._got[key]
+        cs = load_cached(self.cache_dir, study_id, series_id, split, size)
+        if self._bytes + cs.image.nbytes <= self.budget: self._got[key] = cs; self._bytes += cs.image.nbytes
+        return cs
 
 # %% ../nbs/03_cache.ipynb #41a56d9d
 def default_cache(data) -> Path:

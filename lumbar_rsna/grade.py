@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from .core import (CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES, PRED_COLS, read_coordinates, read_train, expected_rows, write_csv_atomic)
 from .dicom import Volume
-from .cache import load_cached, preprocess
+from .cache import SeriesMemory, preprocess
 from .data import dataset_items, split_by_fold
 from .model import create_backbone, loss_fn, probabilities, predict_batches
 from .metrics import validation_scores
@@ -100,21 +100,17 @@ class GradeDataset(torch.utils.data.Dataset):
         t = labels.set_index('study_id') if labels is not None else None
         self.targets = np.array([[(SEVERITIES.index(t.at[s, f'{c}_{lv}']) if isinstance(t.at[s, f'{c}_{lv}'], str) else -1) if t is not None and s in t.index else -1
                                   for c in CONDITIONS] for s, lv in self.samples], dtype=np.int64).reshape(-1, len(CONDITIONS))
-        self.memory, self._series, self._bytes = memory, {}, 0
+        self.memory = SeriesMemory(cache_dir, memory)
 
     def __len__(self): return len(self.samples)
     def set_epoch(self, epoch: int): self.epoch = epoch
 
     def series(self, study: int, series_id: int) -> tuple[np.ndarray, Volume] | None:
         "A series' cached slices and geometry (kept in memory while they fit), None when it is not in the cache."
-        key = (study, series_id)
-        if key in self._series: return self._series[key]
-        r = self.index.get(key)
+        r = self.index.get((study, series_id))
         if r is None or r.get('status', 'ok') != 'ok': return None
-        cs = load_cached(self.cache_dir, study, series_id, r['split'], int(r['size']))
-        got = (cs.image, geometry(cs))
-        if self._bytes + cs.image.nbytes <= self.memory: self._series[key] = got; self._bytes += cs.image.nbytes
-        return got
+        cs = self.memory(study, series_id, r['split'], int(r['size']))
+        return cs.image, geometry(cs)
 
     def view(self, study: int, cond: str, p, rng) -> torch.Tensor:
         "The crop of one view, jittered in training like stage 1's errors (a neighbouring slice, a few mm in plane)."
@@ -237,13 +233,14 @@ def predict_two_stage(data, models, out=None, prior=None, cache_dir=None, worker
         coords = localize(root, locs, split='test', cache_dir=cache, workers=workers, progress=progress)
         idx = preprocess(root, cache, 'test', size=grader.cfg.cache_size, workers=workers, progress=progress, strict=False)
         preds = grade_studies(grader, coords, idx[idx.status == 'ok'], cache)
-        missing = rows[~pd.Series(list(zip(rows.study_id, rows.col))).isin(set(zip(preds.study_id, preds.col))).to_numpy()]
+        keys = lambda f: pd.MultiIndex.from_frame(f[['study_id', 'col']])
+        missing = rows[~keys(rows).isin(keys(preds))]
         if len(missing) and seed:
             models_seed = load_models(seed)
             sidx = preprocess(root, cache, 'test', size=max(m.cfg.cache_size for m in models_seed.values()), workers=workers, progress=False, strict=False)
             sp = _series_preds(sidx[sidx.study_id.isin(missing.study_id)], cache, models_seed, False, False)
             if sp:
-                sp = pd.concat(sp); sp = sp[pd.Series(list(zip(sp.study_id, sp.col))).isin(set(zip(missing.study_id, missing.col))).to_numpy()]
+                sp = pd.concat(sp); sp = sp[keys(sp).isin(keys(missing))]
                 for s, n in sp.drop_duplicates(['study_id', 'col']).groupby('study_id').size().items(): warnings.warn(f'study {s}: {n} rows not graded by stage 2 (localisation missing); the seed models answer there')
                 preds = pd.concat([preds, sp], ignore_index=True)
     sub = assemble_submission(rows, preds, prior)

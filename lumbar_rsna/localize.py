@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from .core import (CONDITION_NAMES, CONDITION_SLUGS, LEVEL_NAMES, LEVEL_SLUGS, LEVELS, read_coordinates, read_train, write_csv_atomic)
 from .dicom import Volume
-from .cache import CachedSeries, load_cached, preprocess
+from .cache import CachedSeries, SeriesMemory, load_cached, preprocess
 from .data import dataset_items, split_by_fold, check_series_type, make_folds
 from .model import create_backbone
 from .train import ModelConfig, Task, arg
@@ -154,9 +154,9 @@ class LocalizerDataset(torch.utils.data.Dataset):
         items = items[(items.series_description == series_type) & items.series_id.isin(pts.series_id)].reset_index(drop=True)
         if not len(items): raise ValueError(f'no labelled {series_type!r} series in this selection')
         self.items, self.points = items, {s: g for s, g in pts.groupby('series_id')}
-        self.targets, self.volumes, index = [], [], []
+        self.targets, self.volumes, index, self.series = [], [], [], SeriesMemory(cache_dir, memory)
         for i, r in enumerate(items.to_dict('records')):
-            v, pts_i = geometry(load_cached(cache_dir, r['study_id'], r['series_id'], r['split'], r['size'])), self.points[r['series_id']]
+            v, pts_i = geometry(self.series(r['study_id'], r['series_id'], r['split'], r['size'])), self.points[r['series_id']]
             t = slice_targets(series_type, pts_i, v, sigma_mm)
             labelled = np.isin(np.arange(t.shape[1]), [0, 1] if series_type == 'Axial T2' else [LEVELS.index(l) for l in pts_i.level])
             self.targets.append(np.concatenate([t, np.broadcast_to(labelled[None, :, None], (*t.shape[:2], 1))], -1).astype(np.float32))
@@ -165,7 +165,6 @@ class LocalizerDataset(torch.utils.data.Dataset):
         peak = np.array([self.targets[i][k, :, 0].max() for i, k in self.all])
         self.near, self.far = np.flatnonzero(peak >= 0.05), np.flatnonzero(peak < 0.05)
         self.n_far = len(self.far) if far >= 1 else int(round(far * len(self.far)))
-        self.memory, self._images, self._bytes = memory, {}, 0
         self.set_epoch(0)
 
     def __len__(self): return len(self.index)
@@ -176,12 +175,9 @@ class LocalizerDataset(torch.utils.data.Dataset):
         self.index = self.all[np.sort(np.r_[self.near, pick])] if self.n_far < len(self.far) else self.all
 
     def image(self, i: int) -> np.ndarray:
-        "Series `i`'s cached slices, kept in memory while they fit in `memory` bytes."
-        if i in self._images: return self._images[i]
+        "Series `i`'s cached slices (kept in memory while they fit in `memory` bytes: read once, at the start)."
         r = self.items.iloc[i]
-        img = load_cached(self.cache_dir, int(r['study_id']), int(r['series_id']), r['split'], int(r['size'])).image
-        if self._bytes + img.nbytes <= self.memory: self._images[i] = img; self._bytes += img.nbytes
-        return img
+        return self.series(r['study_id'], r['series_id'], r['split'], r['size']).image
 
     def __getitem__(self, j):
         i, k = self.index[j]
