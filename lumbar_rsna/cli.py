@@ -14,7 +14,7 @@ from .metrics import score
 # %% auto #0
 __all__ = ['DATA_HELP', 'OUTPUTS', 'data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom',
            'cmd_preprocess', 'train_config', 'train_from_args', 'cmd_train', 'cmd_train_localizer', 'cmd_localize',
-           'cmd_train_grader', 'cmd_calibrate', 'cmd_predict', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo',
+           'cmd_calibrate', 'cmd_predict', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo',
            'add_config_options', 'parser', 'check_outputs', 'main']
 
 # %% ../nbs/90_cli.ipynb #dc9a3116
@@ -86,8 +86,8 @@ def train_from_args(args, cls=None) -> dict:
     return train(train_config(args, cls), args.out, resume=args.resume)
 
 def cmd_train(args) -> int:
-    "Train one series type's model."
-    res = train_from_args(args)
+    "Train one series type's model, or stage 2 (`train-grader`): the command's config class is `args.config`."
+    res = train_from_args(args, getattr(args, 'config', None))
     print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
     return 0
 
@@ -112,13 +112,6 @@ def cmd_localize(args) -> int:
         err = localization_errors(pred, t[t.study_id.isin(pred.study_id)], root, args.split)
         print(localization_report(err).round(3).to_string())
         print(f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, within 10 mm {(err.mm <= 10).mean():.1%}, level right {err.level_right.mean():.1%}')
-    return 0
-
-def cmd_train_grader(args) -> int:
-    "Train stage 2."
-    from lumbar_rsna.grade import GradeConfig
-    res = train_from_args(args, GradeConfig)
-    print(f'{args.out}: best epoch {res["best_epoch"]}, validation loss {res.get("val_loss", float("nan")):.4f}, score {res.get("val_score", float("nan")):.4f}')
     return 0
 
 def cmd_calibrate(args) -> int:
@@ -210,7 +203,7 @@ def _train_command(sub, name: str, help: str, cls, func):
     s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
     s.add_argument('--recipe', default='full', choices=list(cls.recipes), help='named setting the options below change: full (GPU, the defaults shown), demo (CPU demo), tiny (seconds)')
     add_config_options(s, cls)
-    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=func)
+    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=func, config=cls)
 
 def _model_commands(sub):
     "train, train-localizer, localize, train-grader, calibrate, predict: commands on models."
@@ -226,7 +219,7 @@ def _model_commands(sub):
     s.add_argument('--report', action='store_true', help='print the localisation report against the labelled coordinates (train, or a phantom\'s test)')
     s.add_argument('--cache', help='cache for the decoded series'); s.add_argument('--workers', type=int, help='processes decoding DICOM')
     s.set_defaults(func=cmd_localize)
-    _train_command(sub, 'train-grader', 'train stage 2: crops around each level, the three series fused', GradeConfig, cmd_train_grader)
+    _train_command(sub, 'train-grader', 'train stage 2: crops around each level, the three series fused', GradeConfig, cmd_train)
     s = sub.add_parser('calibrate', help="fit runs' temperatures on their validation folds")
     s.add_argument('runs', nargs='+', help='run folders'); s.set_defaults(func=cmd_calibrate)
     s = sub.add_parser('predict', help='write a submission for the test studies')
