@@ -11,12 +11,14 @@ from .core import (SEVERITIES, PRED_COLS, CONDITIONS, CONDITION_NAMES, LEVELS, L
 from .cache import load_cached
 from .data import even_slices, series_input
 from .dicom import load_series, DicomError
+from .grade import GradeDataset, crop_view, flips_columns, level_points
 import warnings
 
 # %% auto #0
 __all__ = ['reliability_table', 'ece', 'plot_reliability', 'plot_severity_imbalance', 'plot_level_distributions', 'grad_cam',
-           'upsample_cam', 'cam_peak_hits', 'last_conv', 'cam_study', 'labelled_points', 'cam_hit_rate', 'show_cams',
-           'patient_coordinates', 'localization_errors', 'localization_report']
+           'upsample_cam', 'cam_peaks', 'cam_peak_hits', 'last_conv', 'cam_study', 'labelled_points', 'cam_hit_rate',
+           'show_cams', 'cam_layer', 'crop_cam', 'cam_distance', 'offset_crop', 'crop_cams', 'cam_errors',
+           'cam_error_summary', 'show_crop_cams', 'patient_coordinates', 'localization_errors', 'localization_report']
 
 # %% ../nbs/12_analysis.ipynb #9213c972
 def reliability_table(probs: np.ndarray, target: np.ndarray, n_bins: int = 10, cls: int | None = None) -> pd.DataFrame:
@@ -86,10 +88,13 @@ def upsample_cam(cam: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     "CAMs (N, h, w) resized to the input's (H, W)."
     return torch.nn.functional.interpolate(cam[:, None].float(), size=size, mode='bilinear', align_corners=False)[:, 0].numpy()
 
+def cam_peaks(cams: np.ndarray) -> np.ndarray:
+    "The (x, y) pixel of each CAM's (N, H, W) peak: (N, 2)."
+    return np.stack(np.unravel_index(cams.reshape(len(cams), -1).argmax(1), cams.shape[1:]), 1)[:, ::-1]
+
 def cam_peak_hits(cams: np.ndarray, points: np.ndarray, radius: float) -> np.ndarray:
     "For each CAM (N, H, W) and point (N, 2) as (x, y) pixels: is the CAM's peak within `radius` pixels of it?"
-    peaks = np.stack(np.unravel_index(cams.reshape(len(cams), -1).argmax(1), cams.shape[1:]), 1)[:, ::-1]
-    return np.linalg.norm(peaks - np.asarray(points, float), axis=1) <= radius
+    return np.linalg.norm(cam_peaks(cams) - np.asarray(points, float), axis=1) <= radius
 
 # %% ../nbs/12_analysis.ipynb #4ba05214
 def last_conv(model: torch.nn.Module) -> torch.nn.Module:
@@ -132,6 +137,111 @@ def show_cams(model, cfg, root, cache_dir, n: int = 4):
         img, cam, (px, py) = cam_study(model, cfg, cache_dir, r.study_id, r.series_id, r.col, r.instance_number, r.x, r.y)
         ax.imshow(img, cmap='gray'); ax.imshow(cam, cmap='jet', alpha=0.35); ax.plot(px, py, 'r+', ms=10, mew=2)
         ax.set_title(f'{r.condition}\n{r.level}', fontsize=7); ax.set_axis_off()
+    return fig
+
+# %% ../nbs/12_analysis.ipynb #40929ae1
+def cam_layer(model: torch.nn.Module, # a model with a `backbone`, e.g. `grade.GraderModel`
+              x: torch.Tensor,         # an input of the model, e.g. a level's crops (1, 5 views, S, H, W)
+              min_side: int = 4,       # the smallest side (pixels) of a map worth explaining
+             ) -> torch.nn.Module:
+    "The last Conv2d of `model.backbone` whose maps on input `x` have at least `min_side` pixels a side: the Grad-CAM layer for small crops."
+    convs, side = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)], {}
+    hooks = [m.register_forward_hook(lambda m, i, o: side.__setitem__(m, min(o.shape[-2:]))) for m in convs]
+    try:
+        with torch.no_grad(): model(x)
+    finally:
+        for h in hooks: h.remove()
+    big = [m for m in convs if side.get(m, 0) >= min_side]
+    if not big: raise ValueError(f'no Conv2d of the backbone has maps of {min_side} pixels a side on a {tuple(x.shape[-2:])} input; pass a smaller min_side')
+    return big[-1]
+
+def crop_cam(model: torch.nn.Module,                 # a `grade.GraderModel` (or one with its shapes), in eval mode
+             x: torch.Tensor,                          # one level's crops: (5 views, S, H, W) or (1, 5, S, H, W)
+             condition: str,                           # a condition slug, e.g. 'left_subarticular_stenosis'
+             cls: int | None = None,                   # the class to explain; None: the predicted one
+             layer: torch.nn.Module | None = None,     # the layer to explain; None: `cam_layer(model, x)`
+            ) -> np.ndarray:
+    "The Grad-CAM (H, W) in [0, 1] of `condition`'s own view on its centre slice, explaining that condition's class `cls`."
+    x = x[None] if x.dim() == 4 else x
+    j, (s, h, w) = CONDITIONS.index(condition), x.shape[-3:]
+    if cls is None:
+        with torch.no_grad(): cls = int(model(x)[0, j].argmax())
+    cam = grad_cam(model, x, layer or cam_layer(model, x), lambda o: o[0, j, cls])    # a map per view and slice, in the backbone's (view, slice) order
+    return upsample_cam(cam[j * s + s // 2][None], (h, w))[0]
+
+# %% ../nbs/12_analysis.ipynb #834d4bae
+def cam_distance(cam: np.ndarray, point, mm_per_px: float = 1.0) -> float:
+    "Distance from the peak of a CAM (H, W) to a `point` (x, y) in its pixels, × `mm_per_px`; NaN for a flat CAM (no peak)."
+    if np.ptp(cam) < 1e-6: return float('nan')
+    return float(np.hypot(*(cam_peaks(cam[None])[0] - np.asarray(point, float)))) * mm_per_px
+
+def offset_crop(image: np.ndarray,   # a cached series' slices (S, size, size), uint8
+                v,                   # its geometry (`dicom.Volume`), as `GradeDataset.series` gives them
+                p,                   # a coordinate row: instance_number, x, y (original pixels)
+                shift_mm,            # (dx, dy): how far the crop's centre moves from `p`, mm along the image's rows and columns
+                crop_mm: float = 48.0, crop_px: int = 64, n_slices: int = 5, condition: str = 'spinal_canal_stenosis',   # as `crop_view`
+               ) -> tuple[torch.Tensor, np.ndarray]:
+    "(crop, point): `crop_view`'s crop (n_slices, crop_px, crop_px) with its centre moved by `shift_mm` off `p`, and where `p` falls in it, (x, y) crop pixels."
+    k = int(np.abs(v.instance_numbers - int(p.instance_number)).argmin())
+    sp, d = v.spacings[k], np.asarray(shift_mm, float)
+    crop = crop_view(image, v, k, float(p.x) + d[0] / sp[1], float(p.y) + d[1] / sp[0], crop_mm, crop_px, n_slices, condition)
+    pt = (crop_px - 1) / 2 - d * (crop_px - 1) / crop_mm
+    if flips_columns(v, k, condition): pt[0] = crop_px - 1 - pt[0]                 # mirrored as crop_view mirrors a recess
+    return crop, pt
+
+# %% ../nbs/12_analysis.ipynb #7678cc30
+def crop_cams(grader,                       # a `grade.Grader`: its model and its config's crops
+              coords: pd.DataFrame,         # labelled coordinates (train_label_coordinates.csv's columns)
+              index: pd.DataFrame,          # the cached series (`data.dataset_items` at the grader's cache_size)
+              cache_dir,                    # the cache they are in
+              shift_mm: float | None = None,  # each crop's centre moves uniform in ±shift_mm along rows and columns; None: crop_mm / 4
+              seed: int = 0,                # of the shifts
+              min_side: int = 4):           # of the CAM's layer (`cam_layer`)
+    "Per labelled point whose series is cached, a dict: study_id, condition, level, the crop's shift (dx_mm, dy_mm), its centre slice `image`, the `cam` of the condition's predicted class and the labelled `point` (x, y) in it."
+    c, rng, layer = grader.cfg, np.random.default_rng(seed), None
+    shift = c.crop_mm / 4 if shift_mm is None else shift_mm
+    ds = GradeDataset(sorted(coords.study_id.unique()), None, coords, index, cache_dir, crop_mm=c.crop_mm, crop_px=c.crop_px, n_slices=c.n_slices)
+    for (study, lv), pts in level_points(coords).items():
+        got = {}
+        for cond, p in pts.items():
+            if (s := ds.series(study, int(p.series_id))) is None: continue
+            d = rng.uniform(-shift, shift, 2)
+            got[cond] = (d, *offset_crop(*s, p, d, c.crop_mm, c.crop_px, c.n_slices, cond))
+        if not got: continue
+        x = torch.stack([got[k][1] if k in got else torch.zeros(c.n_slices, c.crop_px, c.crop_px) for k in CONDITIONS])[None]
+        layer = layer or cam_layer(grader.model, x, min_side)
+        for cond, (d, crop, pt) in got.items():
+            yield dict(study_id=study, condition=cond, level=lv, dx_mm=d[0], dy_mm=d[1], image=crop[c.n_slices // 2].numpy(),
+                       cam=crop_cam(grader.model, x, cond, layer=layer), point=pt)
+
+def cam_errors(grader, coords: pd.DataFrame, index: pd.DataFrame, cache_dir, shift_mm: float | None = None, seed: int = 0, min_side: int = 4) -> pd.DataFrame:
+    "One row per point of `crop_cams` (same arguments): study_id, condition, level, the shift, `distance_mm` from the CAM's peak to the labelled point (NaN: a flat CAM) and `centre_mm` from the crop's centre to it."
+    mm = grader.cfg.crop_mm / (grader.cfg.crop_px - 1)
+    rows = [dict(study_id=r['study_id'], condition=r['condition'], level=r['level'], dx_mm=r['dx_mm'], dy_mm=r['dy_mm'],
+                 distance_mm=cam_distance(r['cam'], r['point'], mm), centre_mm=float(np.hypot(r['dx_mm'], r['dy_mm'])))
+            for r in crop_cams(grader, coords, index, cache_dir, shift_mm, seed, min_side)]
+    return pd.DataFrame(rows, columns=['study_id', 'condition', 'level', 'dx_mm', 'dy_mm', 'distance_mm', 'centre_mm'])
+
+def cam_error_summary(errors: pd.DataFrame,     # from `cam_errors`
+                      radius_mm: float = 5.0,   # a peak this near the labelled point is a hit
+                     ) -> pd.DataFrame:
+    "Per condition and over all: points, the share of flat CAMs, then for the CAM's peak and for the crop's centre the median distance (mm) and the share within `radius_mm` of the labelled point (a flat CAM misses)."
+    g = pd.concat([errors, errors.assign(condition='all')]).groupby('condition', sort=False)
+    within = lambda col: g[col].apply(lambda d: (d <= radius_mm).mean())
+    return pd.DataFrame({'n': g.size(), 'flat': g.distance_mm.apply(lambda d: d.isna().mean()), 'median_mm': g.distance_mm.median(),
+                         f'within_{radius_mm:g}mm': within('distance_mm'), 'centre_median_mm': g.centre_mm.median(), f'centre_within_{radius_mm:g}mm': within('centre_mm')})
+
+# %% ../nbs/12_analysis.ipynb #c9030d58
+def show_crop_cams(grader, coords: pd.DataFrame, index: pd.DataFrame, cache_dir, n: int = 5, **kwargs):
+    "A figure of the first `n` crops of `crop_cams` (`kwargs`: its options) with their CAM, the labelled point (red +) and the CAM's peak (white ×)."
+    import matplotlib.pyplot as plt, textwrap
+    from itertools import islice
+    rs = list(islice(crop_cams(grader, coords, index, cache_dir, **kwargs), n))
+    fig, axs = plt.subplots(1, len(rs), figsize=(1.7 * len(rs), 2.1), dpi=60, squeeze=False)
+    for ax, r in zip(axs[0], rs):
+        ax.imshow(r['image'], cmap='gray', vmin=0, vmax=1); ax.imshow(r['cam'], cmap='jet', alpha=0.35)
+        ax.plot(*r['point'], 'r+', ms=10, mew=2); ax.plot(*cam_peaks(r['cam'][None])[0], 'wx', ms=7, mew=1.5)
+        ax.set_title(textwrap.fill(f"{CONDITION_NAMES[r['condition']]} {LEVEL_NAMES[r['level']]}", 18), fontsize=7); ax.set_axis_off()
     return fig
 
 # %% ../nbs/12_analysis.ipynb #7e8d42ac

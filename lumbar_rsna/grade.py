@@ -15,19 +15,24 @@ from .core import (CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES,
 from .dicom import Volume
 from .cache import SeriesMemory, preprocess
 from .data import dataset_items, split_by_fold
-from .model import create_backbone, loss_fn, probabilities, predict_batches
+from .model import CLASS_WEIGHTS, create_backbone, loss_fn, probabilities, predict_batches
 from .metrics import validation_scores
 from .train import ModelConfig, Task, arg
 from .inference import find_runs, load_run, read_temperature, apply_temperature, load_prior, assemble_submission, load_models, _series_preds
 from .localize import geometry, side_sign, pixel_to_norm, load_localizers, localize
 
 # %% auto #0
-__all__ = ['VIEWS', 'GRADE_RECIPES', 'crop_view', 'GraderModel', 'level_points', 'GradeDataset', 'GradeConfig', 'grade_recipe',
-           'grade_frame', 'grade_scores', 'GradeTask', 'Grader', 'load_grader', 'grade_studies', 'predict_two_stage',
-           'pipeline_of', 'predict_submission']
+__all__ = ['VIEWS', 'MIRROR', 'GRADE_RECIPES', 'flips_columns', 'crop_view', 'GraderModel', 'level_points', 'GradeDataset',
+           'mirror_views', 'any_severe_loss', 'grade_loss', 'GradeConfig', 'grade_recipe', 'grade_step', 'grade_frame',
+           'grade_scores', 'GradeTask', 'Grader', 'load_grader', 'grade_studies', 'predict_two_stage', 'pipeline_of',
+           'predict_submission']
 
 # %% ../nbs/11_grade.ipynb #0b4e6773
 VIEWS = dict(zip(CONDITIONS, ('Sagittal T2/STIR', 'Sagittal T1', 'Sagittal T1', 'Axial T2', 'Axial T2')))   # the series type of each condition's view
+
+def flips_columns(v: Volume, k: int, condition: str) -> bool:
+    "Whether `crop_view` mirrors the columns of `condition`'s crop on slice k: a recess that the slice's orientation does not show as the patient's left is in radiological display."
+    return VIEWS[condition] == 'Axial T2' and side_sign(condition) * v.orientations[k, 0] < 0
 
 def crop_view(image: np.ndarray, v: Volume, k: int, x: float, y: float, crop_mm: float = 48.0, crop_px: int = 64, n_slices: int = 5,
               condition: str = 'spinal_canal_stenosis') -> torch.Tensor:
@@ -43,7 +48,7 @@ def crop_view(image: np.ndarray, v: Volume, k: int, x: float, y: float, crop_mm:
     src = torch.from_numpy(image[idx]).float().div_(255)[:, None]
     out = F.grid_sample(src, torch.stack([gx, gy], -1)[None].expand(len(idx), -1, -1, -1), mode='bilinear', padding_mode='zeros', align_corners=False)[:, 0]
     side = side_sign(condition)
-    if VIEWS[condition] == 'Axial T2' and side * v.orientations[k, 0] < 0: out = out.flip(-1)      # a recess shown as the patient's left in radiological display
+    if flips_columns(v, k, condition): out = out.flip(-1)                                            # a recess shown as the patient's left in radiological display
     if VIEWS[condition] == 'Sagittal T1' and side < 0: out = out.flip(0)                           # slices from medial to lateral on both sides
     return out
 
@@ -74,11 +79,12 @@ class GraderModel(nn.Module):
         return torch.where(absent[..., None], miss.to(f.dtype), f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        "Logits (B, 5 conditions, 3) of crops (B, 5 views, S, H, W), conditions in train.csv's order."
-        f = self.drop(self.view_features(x))
+        "Logits (…, 5 conditions, 3) of crops (…, 5 views, S, H, W): levels (B, 5, S, H, W) or whole studies (B, levels, 5, S, H, W); conditions in train.csv's order."
+        f = self.drop(self.view_features(x.reshape(-1, *x.shape[-4:])))
         t2, fl, fr, al, ar = f.unbind(1)
-        return torch.stack([self.spinal(torch.cat([t2, (al + ar) / 2], -1)), self.foramen(fl), self.foramen(fr),
-                            self.recess(torch.cat([al, t2], -1)), self.recess(torch.cat([ar, t2], -1))], 1)
+        out = torch.stack([self.spinal(torch.cat([t2, (al + ar) / 2], -1)), self.foramen(fl), self.foramen(fr),
+                           self.recess(torch.cat([al, t2], -1)), self.recess(torch.cat([ar, t2], -1))], 1)
+        return out.view(*x.shape[:-4], len(CONDITIONS), 3)
 
 # %% ../nbs/11_grade.ipynb #38ccf4cb
 def level_points(coords: pd.DataFrame) -> dict:
@@ -89,11 +95,12 @@ def level_points(coords: pd.DataFrame) -> dict:
     return out
 
 class GradeDataset(torch.utils.data.Dataset):
-    "One sample per study and level: the five views' crops (5, slices, px, px; all zero where a view is missing) and the five conditions' classes (−1 = empty)."
+    "One sample per study: the crops of its five levels' five views (5 levels, 5 views, slices, px, px; all zero where a view is missing) and their conditions' classes (5 levels, 5; −1 = empty). `samples` lists the (study, level) of every level in that order, `targets` their classes."
     def __init__(self, studies, labels: pd.DataFrame | None, coords: pd.DataFrame, index: pd.DataFrame, cache_dir, crop_mm: float = 48.0,
                  crop_px: int = 64, n_slices: int = 5, augment: bool = False, jitter_mm: float = 2.0, jitter_slice: float = 0.3, seed: int = 0,
                  memory: float = 2 ** 30):
-        self.samples = [(int(s), lv) for s in studies for lv in LEVELS]
+        self.studies = [int(s) for s in studies]
+        self.samples = [(s, lv) for s in self.studies for lv in LEVELS]
         self.points, self.cache_dir = level_points(coords), cache_dir
         self.index = {(int(r['study_id']), int(r['series_id'])): r for r in index.to_dict('records')}
         self.crop_mm, self.crop_px, self.n_slices, self.augment, self.jitter_mm, self.jitter_slice, self.seed, self.epoch = crop_mm, crop_px, n_slices, augment, jitter_mm, jitter_slice, seed, 0
@@ -102,7 +109,7 @@ class GradeDataset(torch.utils.data.Dataset):
                                   for c in CONDITIONS] for s, lv in self.samples], dtype=np.int64).reshape(-1, len(CONDITIONS))
         self.memory = SeriesMemory(cache_dir, memory)
 
-    def __len__(self): return len(self.samples)
+    def __len__(self): return len(self.studies)
     def set_epoch(self, epoch: int): self.epoch = epoch
 
     def series(self, study: int, series_id: int) -> tuple[np.ndarray, Volume] | None:
@@ -123,21 +130,55 @@ class GradeDataset(torch.utils.data.Dataset):
             x, y = x + rng.normal(0, self.jitter_mm) / v.spacings[k, 1], y + rng.normal(0, self.jitter_mm) / v.spacings[k, 0]
         return crop_view(image, v, k, x, y, self.crop_mm, self.crop_px, self.n_slices, cond)
 
-    def __getitem__(self, i):
-        study, lv = self.samples[i]
+    def level(self, study: int, lv: str, rng) -> torch.Tensor:
+        "The five views' crops (5, slices, px, px) of one level; in training each view's contrast and gamma are varied."
         pts = self.points.get((study, lv), {})
-        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.augment else None
         x = torch.stack([self.view(study, c, pts[c], rng) if c in pts else torch.zeros(self.n_slices, self.crop_px, self.crop_px) for c in CONDITIONS])
-        if rng is not None:
-            x = ((x - 0.5) * (1 + rng.uniform(-0.2, 0.2)) + 0.5 + rng.uniform(-0.08, 0.08)).clamp(0, 1).pow(float(np.exp(rng.uniform(-0.25, 0.25)))) * (x.flatten(1).amax(1) > 0).float()[:, None, None, None]
-        return x, torch.from_numpy(self.targets[i])
+        if rng is None: return x
+        return ((x - 0.5) * (1 + rng.uniform(-0.2, 0.2)) + 0.5 + rng.uniform(-0.08, 0.08)).clamp(0, 1).pow(float(np.exp(rng.uniform(-0.25, 0.25)))) * (x.flatten(1).amax(1) > 0).float()[:, None, None, None]
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.augment else None
+        x = torch.stack([self.level(self.studies[i], lv, rng) for lv in LEVELS])
+        y = torch.from_numpy(self.targets[i * len(LEVELS):(i + 1) * len(LEVELS)])
+        if rng is not None and rng.random() < 0.5: x, y = mirror_views(x), y[:, MIRROR]        # the patient's mirror image, labels kept true
+        return x, y
+
+# %% ../nbs/11_grade.ipynb #m1rr0r01
+MIRROR = [0, 2, 1, 4, 3]     # the condition (and view) each one becomes in the patient's mirror image: left ↔ right
+
+def mirror_views(x: torch.Tensor) -> torch.Tensor:
+    "Crops (…, 5 views, S, H, W) of the patient's mirror image: the left and right views swapped (each is already shown as a left one) and the sagittal T2 slices in reverse order (they step from the patient's right to left)."
+    x = x[..., MIRROR, :, :, :].clone()
+    x[..., 0, :, :, :] = x[..., 0, :, :, :].flip(-3)
+    return x
+
+# %% ../nbs/11_grade.ipynb #l0ss0003
+def any_severe_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    "The any_severe_spinal term of studies' spinal logits (B, levels, 3) and classes (B, levels): per study, is any labelled level Severe, against the largest P(Severe) of its labelled levels, weighted like its worst one; None when no study has a labelled level."
+    lab = y >= 0
+    has = lab.any(1)
+    if not has.any(): return None
+    p = logits.float().softmax(-1)[..., 2].masked_fill(~lab, 0).amax(1)[has].clamp(1e-7, 1 - 1e-7)
+    t = ((y == 2) & lab).any(1)[has].float()
+    w = CLASS_WEIGHTS.to(p.device)[y.clamp_min(0)].masked_fill(~lab, 0).amax(1)[has]
+    return (w * F.binary_cross_entropy(p, t, reduction='none')).sum() / w.sum()
+
+def grade_loss(logits: torch.Tensor, y: torch.Tensor, any_severe: float = 1.0) -> torch.Tensor:
+    "The competition's score on a batch of whole studies, logits (B, levels, 5, 3) and classes (B, levels, 5): the spinal, foraminal and subarticular weighted cross-entropies and the any_severe_spinal term, averaged with weights 1, 1, 1, `any_severe`; a group without a labelled row is left out."
+    terms = [(loss_fn(logits[..., g, :], y[..., g]), 1.0) for g in ([0], [1, 2], [3, 4]) if (y[..., g] >= 0).any()]
+    a = any_severe_loss(logits[..., 0, :], y[..., 0]) if any_severe else None
+    if a is not None: terms.append((a, any_severe))
+    if not terms: return logits.sum() * 0
+    return sum(v * w for v, w in terms) / sum(w for _, w in terms)
 
 # %% ../nbs/11_grade.ipynb #b2d86e8d
 @dataclass
 class GradeConfig(ModelConfig):
-    "Stage 2's run: the loop's settings, the dataset and backbone (`ModelConfig`), the crops, and the coordinates validation uses."
+    "Stage 2's run: the loop's settings, the dataset and backbone (`ModelConfig`), the crops, the loss, and the coordinates validation uses."
     task: ClassVar[str] = 'grade'
     paths: ClassVar[tuple] = ('data', 'cache', 'weights', 'coordinates')
+    batch_size: int = arg(8, 'studies per batch (each 5 levels × 5 views × n_slices crops; per process under torchrun)')
     cache_size: int = arg(512, 'size of the cached slices the crops are taken from')
     coordinates: str | None = arg(None, "predicted coordinates of the validation studies (`localize --split train` with the localisers of the same fold); default: the labelled ones")
     crop_mm: float = arg(48.0, 'side of a crop in patient mm')
@@ -145,20 +186,23 @@ class GradeConfig(ModelConfig):
     n_slices: int = arg(5, 'slices per crop, centred on the finding')
     jitter_mm: float = arg(2.0, 'training: in-plane jitter of the labelled point (sd, mm), like stage 1 errors')
     jitter_slice: float = arg(0.3, 'training: chance of a neighbouring slice instead of the labelled one')
-    augment: bool = arg(True, 'jitter, contrast and gamma', flag='--no-augment', flag_help='no jitter or intensity changes')
+    augment: bool = arg(True, 'jitter, mirror, contrast and gamma', flag='--no-augment', flag_help='no jitter, mirroring or intensity changes')
+    any_severe: float = arg(0.0, "weight of the any_severe_spinal term in the loss beside the three groups' (1: as the metric weighs it; 0: left out, which scored better in the demo)")
+    tta: bool = arg(True, "validation, calibration and prediction average each study's prediction with its mirror image's", flag='--no-tta', flag_help='no test-time mirroring')
 
     def __post_init__(self):
         super().__post_init__()
         if self.crop_px < 16 or self.cache_size < 32: raise ValueError(f'crop_px must be at least 16 and cache_size at least 32, got {self.crop_px} and {self.cache_size}')
         if not self.crop_mm > 0 or self.n_slices < 1: raise ValueError(f'crop_mm must be positive and n_slices at least 1, got {self.crop_mm} and {self.n_slices}')
+        if not self.any_severe >= 0: raise ValueError(f'any_severe must be at least 0, got {self.any_severe}')
 
     @property
     def name(self) -> str: return 'grade (two-stage)'
 
 GRADE_RECIPES = {
     'full': dict(),
-    'demo': dict(model='test_efficientnet', cache_size=96, crop_px=32, crop_mm=40.0, n_slices=3, epochs=8, batch_size=16, patience=4, n_folds=4, workers=0),
-    'tiny': dict(model='test_efficientnet', cache_size=64, crop_px=16, crop_mm=40.0, n_slices=3, epochs=2, batch_size=8, n_folds=3, workers=0),
+    'demo': dict(model='test_efficientnet', cache_size=96, crop_px=32, crop_mm=40.0, n_slices=3, epochs=8, batch_size=4, patience=4, n_folds=4, workers=0),
+    'tiny': dict(model='test_efficientnet', cache_size=64, crop_px=16, crop_mm=40.0, n_slices=3, epochs=2, batch_size=2, n_folds=3, workers=0),
 }
 
 GradeConfig.recipes = GRADE_RECIPES
@@ -167,17 +211,24 @@ def grade_recipe(name: str = 'full', **overrides) -> GradeConfig:
     "The named setting (`full`, `demo` or `tiny`) with `overrides` on top."
     return GradeConfig.from_recipe(name, **overrides)
 
+def grade_step(model: nn.Module, x: torch.Tensor, tta: bool = True) -> torch.Tensor:
+    "Class probabilities (…, 5, 3) of crops (…, 5 views, S, H, W); with `tta`, the mean of the study's and its mirror image's (mapped back)."
+    p = probabilities(model(x), 'ce')
+    return (p + probabilities(model(mirror_views(x)), 'ce')[..., MIRROR, :]) / 2 if tta else p
+
 def grade_frame(studies_levels: list, probs: np.ndarray) -> pd.DataFrame:
-    "Long predictions (study_id, col, normal_mild, moderate, severe) of per-sample probabilities (N, 5, 3)."
+    "Long predictions (study_id, col, normal_mild, moderate, severe) of per-level probabilities (N levels, 5, 3; or N studies, 5 levels, 5, 3)."
+    probs = np.asarray(probs).reshape(-1, len(CONDITIONS), 3)
     return pd.DataFrame([(s, f'{c}_{lv}', *probs[i, j]) for i, (s, lv) in enumerate(studies_levels) for j, c in enumerate(CONDITIONS)],
                         columns=['study_id', 'col', *PRED_COLS])
 
 def grade_scores(probs: np.ndarray, ds: GradeDataset) -> dict:
-    "Weighted loss, accuracy and the competition score of the validation studies."
-    return validation_scores([s for s, _ in ds.samples], [[f'{c}_{lv}' for c in CONDITIONS] for _, lv in ds.samples], ds.targets, probs)
+    "The competition score of the validation studies (`loss`, what early stopping watches, is that score), the weighted cross-entropy of all rows and the accuracy."
+    m = validation_scores([s for s, _ in ds.samples], [[f'{c}_{lv}' for c in CONDITIONS] for _, lv in ds.samples], ds.targets, np.asarray(probs).reshape(-1, len(CONDITIONS), 3))
+    return dict(loss=m['score'], ce=m['loss'], accuracy=m['accuracy'], score=m['score'])
 
 class GradeTask(Task):
-    "Stage 2 for the training loop: crops around each level's findings, the three series fused."
+    "Stage 2 for the training loop: crops around each level's findings, the three series fused, the metric as the loss."
     config = GradeConfig
 
     def datasets(self, progress: bool = True):
@@ -193,8 +244,8 @@ class GradeTask(Task):
     def build_model(self, for_training: bool = True) -> GraderModel:
         c = self.cfg
         return GraderModel(c.model, c.pretrained, c.weights) if for_training else GraderModel(c.model)
-    def loss(self, output, target): return loss_fn(output, target, 'ce')
-    def predict_step(self, model, x): return probabilities(model(x), 'ce')
+    def loss(self, output, target): return grade_loss(output, target, self.cfg.any_severe)
+    def predict_step(self, model, x): return grade_step(model, x, self.cfg.tta)
     def metrics(self, outputs, ds) -> dict: return grade_scores(outputs.numpy(), ds)
     def meta(self) -> dict: return dict(model_name=self.cfg.model, crop_px=self.cfg.crop_px, n_slices=self.cfg.n_slices)
 
@@ -213,12 +264,12 @@ def load_grader(models, device='cpu') -> Grader:
     model, cfg = load_run(runs[0], device=device)
     return Grader(model, cfg, read_temperature(runs[0]))
 
-def grade_studies(grader: Grader, coords: pd.DataFrame, index: pd.DataFrame, cache, batch_size: int = 16) -> pd.DataFrame:
-    "Temperature-scaled probabilities (study_id, col, classes) of every study and level of `index` from the crops at `coords`, only for the conditions whose own view was localised."
+def grade_studies(grader: Grader, coords: pd.DataFrame, index: pd.DataFrame, cache, batch_size: int = 4) -> pd.DataFrame:
+    "Temperature-scaled probabilities (study_id, col, classes) of every study and level of `index` from the crops at `coords` (mirrored too when the run's `tta` says so), only for the conditions whose own view was localised."
     c = grader.cfg
     ds = GradeDataset(sorted(index.study_id.unique()), None, coords, index, cache, c.crop_mm, c.crop_px, c.n_slices)
-    p = apply_temperature(predict_batches(grader.model, ds, lambda m, x: probabilities(m(x), 'ce'), batch_size, next(grader.model.parameters()).device).numpy(), grader.temperature)
-    f = grade_frame(ds.samples, p)
+    p = predict_batches(grader.model, ds, lambda m, x: grade_step(m, x, c.tta), batch_size, next(grader.model.parameters()).device).numpy()
+    f = grade_frame(ds.samples, apply_temperature(p, grader.temperature))
     have = {(s, f'{cond}_{lv}') for (s, lv), pts in ds.points.items() for cond in pts}
     return f[[k in have for k in zip(f.study_id, f.col)]].reset_index(drop=True)
 
@@ -261,4 +312,3 @@ def predict_submission(data, models, out=None, prior=None, cache_dir=None, metho
     method = pipeline_of(models) if method == 'auto' else method
     if method == 'two-stage': return predict_two_stage(data, models, out, prior, cache_dir, workers, progress)[0]
     return predict(data, models, out, prior, cache_dir, tta, workers, progress)
-
