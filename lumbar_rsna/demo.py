@@ -60,7 +60,7 @@ def train_grader(out: Path, root: Path, cache: Path, epochs: int, seed: int, siz
     cfg = grade_recipe('demo', data=str(root), cache=str(cache), cache_size=size, coordinates=str(oof), seed=seed, epochs=min(epochs, GRADE_RECIPES['demo']['epochs']))
     say('training stage 2 (crops around each level, the series fused)'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
     c = calibrate_run(run)
-    say(f'  best epoch {r["best_epoch"]}: validation loss {r["val_loss"]:.4f}, score {r["val_score"]:.4f} (at predicted coordinates); temperature {c["temperature"]:.2f}')
+    say(f'  best epoch {r["best_epoch"]}: validation score {r["val_score"]:.4f} (at predicted coordinates; weighted cross-entropy {r["val_ce"]:.4f}); temperature {c["temperature"]:.2f}')
 
 def submissions(out: Path, root: Path, cache: Path, progress: bool) -> tuple[dict, pd.DataFrame]:
     "Every submission the demo compares on the phantom's test studies (two-stage, the seed models calibrated and raw, the priors, uniform, the oracle) and the test coordinates stage 1 found."

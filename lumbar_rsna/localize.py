@@ -300,7 +300,7 @@ class LocalizerConfig(ModelConfig):
 
 LOCALIZER_RECIPES = {
     'full': dict(),
-    'demo': dict(model='test_efficientnet', image_size=96, cache_size=96, width=32, lr=3e-3, epochs=10, batch_size=32, patience=4, n_folds=4, workers=0),
+    'demo': dict(model='test_efficientnet', image_size=96, cache_size=96, width=32, lr=3e-3, epochs=5, batch_size=32, patience=4, n_folds=4, workers=0),
     'tiny': dict(model='test_efficientnet', image_size=64, cache_size=64, width=16, epochs=2, batch_size=8, n_folds=3, workers=0),
 }
 

@@ -97,7 +97,7 @@ def test_missing_series_and_bad_files(phantom):
     assert set(p.study_id) >= others
 
 def test_lands_near_the_labels(tmp_path):
-    "The demo's CPU recipe (10 epochs) on 120 studies: the canal points of held-out studies land within 10 mm, at the right level."
+    "The demo's CPU recipe (5 epochs) on 120 studies: the canal points of held-out studies land within 10 mm, at the right level."
     root = make_phantom(tmp_path/'ph', 120, seed=5, test_studies=20, progress=False)
     cfg = localizer_recipe('demo', series_type='Sagittal T2/STIR', data=str(root), cache=str(tmp_path/'cache'))
     res = train(cfg, tmp_path/'runs'/'t2', progress=False)
