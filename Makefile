@@ -31,7 +31,7 @@ sync-check: $(STAMP)
 	fi; echo "notebooks clean and library in sync"
 
 nbtest: $(STAMP)
-	cd nbs && MPLBACKEND=Agg ../$(BIN)/nbdev_test --n_workers 2 --timing
+	cd nbs && MPLBACKEND=Agg OMP_NUM_THREADS=1 ../$(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q -rs
