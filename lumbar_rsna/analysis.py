@@ -8,7 +8,7 @@ import numpy as np, pandas as pd, torch
 from pathlib import Path
 from .core import (SEVERITIES, PRED_COLS, CONDITIONS, CONDITION_NAMES, LEVELS, LEVEL_NAMES, CONDITION_SLUGS, LEVEL_SLUGS,
     labels_long, read_coordinates, series_label_cols)
-from .cache import load_cached
+from .cache import load_cached, nearest_slice
 from .data import even_slices, series_input
 from .dicom import load_series, DicomError
 from .grade import GradeDataset, crop_view, flips_columns, level_points
@@ -182,7 +182,7 @@ def offset_crop(image: np.ndarray,   # a cached series' slices (S, size, size), 
                 crop_mm: float = 48.0, crop_px: int = 64, n_slices: int = 5, condition: str = 'spinal_canal_stenosis',   # as `crop_view`
                ) -> tuple[torch.Tensor, np.ndarray]:
     "(crop, point): `crop_view`'s crop (n_slices, crop_px, crop_px) with its centre moved by `shift_mm` off `p`, and where `p` falls in it, (x, y) crop pixels."
-    k = int(np.abs(v.instance_numbers - int(p.instance_number)).argmin())
+    k = nearest_slice(v.instance_numbers, p.instance_number)
     sp, d = v.spacings[k], np.asarray(shift_mm, float)
     crop = crop_view(image, v, k, float(p.x) + d[0] / sp[1], float(p.y) + d[1] / sp[0], crop_mm, crop_px, n_slices, condition)
     pt = (crop_px - 1) / 2 - d * (crop_px - 1) / crop_mm

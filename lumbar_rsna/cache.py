@@ -15,9 +15,9 @@ from .core import read_series_descriptions, write_atomic, cache_root
 from .dicom import Volume, load_series
 
 # %% auto #0
-__all__ = ['INDEX_COLS', 'normalize', 'resize_slices', 'canonical_order', 'CachedSeries', 'series_file', 'cache_series',
-           'read_cache_index', 'fingerprint', 'summarise', 'preprocess', 'load_cached', 'SeriesMemory', 'default_cache',
-           'ensure_cached']
+__all__ = ['INDEX_COLS', 'normalize', 'resize_slices', 'canonical_order', 'nearest_slice', 'CachedSeries', 'series_file',
+           'cache_series', 'read_cache_index', 'fingerprint', 'summarise', 'preprocess', 'load_cached', 'SeriesMemory',
+           'default_cache', 'ensure_cached']
 
 # %% ../nbs/03_cache.ipynb #d17cdcd2
 def normalize(pixels: np.ndarray, lo: float = 1.0, hi: float = 99.5) -> np.ndarray:
@@ -43,6 +43,10 @@ def canonical_order(v: Volume) -> Volume:
                    orientations=v.orientations[order], spacings=v.spacings[order])
 
 # %% ../nbs/03_cache.ipynb #75ee4dd6
+def nearest_slice(instance_numbers: np.ndarray, instance_number: int) -> int:
+    "Index of the slice with this InstanceNumber, or of the nearest one when the series has none."
+    return int(np.abs(np.asarray(instance_numbers) - int(instance_number)).argmin())
+
 @dataclass
 class CachedSeries:
     "A preprocessed series: uint8 slices (S × size × size) in anatomical order and what is needed to map coordinates, slice by slice."
@@ -60,7 +64,7 @@ class CachedSeries:
 
     def slice_of(self, instance_number: int) -> int:
         "Slice index of an InstanceNumber (the nearest one if that instance is not in the series)."
-        return int(np.abs(self.instance_numbers - int(instance_number)).argmin())
+        return nearest_slice(self.instance_numbers, instance_number)
 
 def series_file(cache_dir, split: str, study_id: int, series_id: int, size: int) -> Path:
     "Where a series is cached at `size`; its index entry is the `.json` beside it."

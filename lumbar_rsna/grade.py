@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from .core import (CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES, PRED_COLS, read_coordinates, read_train, expected_rows, write_csv_atomic)
 from .dicom import Volume
-from .cache import SeriesMemory, preprocess
+from .cache import SeriesMemory, nearest_slice, preprocess
 from .data import dataset_items, split_by_fold
 from .model import CLASS_WEIGHTS, create_backbone, loss_fn, probabilities, predict_batches
 from .metrics import validation_scores
@@ -124,7 +124,7 @@ class GradeDataset(torch.utils.data.Dataset):
         s = self.series(study, int(p.series_id))
         if s is None: return torch.zeros(self.n_slices, self.crop_px, self.crop_px)
         image, v = s
-        k, x, y = v.slice_of(int(p.instance_number)) if int(p.instance_number) in v.instance_numbers else int(np.abs(v.instance_numbers - int(p.instance_number)).argmin()), float(p.x), float(p.y)
+        k, x, y = nearest_slice(v.instance_numbers, p.instance_number), float(p.x), float(p.y)
         if rng is not None:
             if rng.random() < self.jitter_slice: k = int(np.clip(k + rng.choice([-1, 1]), 0, len(image) - 1))
             x, y = x + rng.normal(0, self.jitter_mm) / v.spacings[k, 1], y + rng.normal(0, self.jitter_mm) / v.spacings[k, 0]
