@@ -16,7 +16,8 @@ from lumbar_rsna.cache import preprocess
 from lumbar_rsna.data import SeriesDataset, dataset_items
 from lumbar_rsna.core import read_train, read_coordinates
 from lumbar_rsna.model import SeriesModel, loss_fn
-from lumbar_rsna.grade import GradeDataset, GraderModel, grade_loss, grade_recipe
+from lumbar_rsna.grade import GradeDataset, GraderModel, grade_loss
+from lumbar_rsna.train import recipe
 from lumbar_rsna.train import default_workers, cuda_determinism
 
 def series_setup(d: Path, ph: Path, cuda: bool, steps: int):
@@ -30,7 +31,7 @@ def series_setup(d: Path, ph: Path, cuda: bool, steps: int):
 
 def grade_setup(d: Path, ph: Path, cuda: bool, steps: int):
     "(dataset, model, loss, batch size, images per sample, description) of stage 2 with the full (CUDA) or demo (CPU) recipe."
-    c = grade_recipe('full' if cuda else 'demo')
+    c = recipe('grade', 'full' if cuda else 'demo')
     idx = preprocess(ph, d/'cache', size=c.cache_size, progress=False)
     studies = sorted(idx.study_id.unique()) * -(-(steps + 2) * c.batch_size // idx.study_id.nunique())
     ds = GradeDataset(studies, read_train(ph/'train.csv'), read_coordinates(ph/'train_label_coordinates.csv'), idx, d/'cache', c.crop_mm, c.crop_px,

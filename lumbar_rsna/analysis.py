@@ -190,7 +190,7 @@ def offset_crop(image: np.ndarray,   # a cached series' slices (S, size, size), 
     return crop, pt
 
 # %% ../nbs/12_analysis.ipynb #7678cc30
-def crop_cams(grader,                       # a `grade.Grader`: its model and its config's crops
+def crop_cams(grader,                       # a stage-2 `runs.TrainedModel`: its model and its config's crops
               coords: pd.DataFrame,         # labelled coordinates (train_label_coordinates.csv's columns)
               index: pd.DataFrame,          # the cached series (`data.dataset_items` at the grader's cache_size)
               cache_dir,                    # the cache they are in

@@ -12,14 +12,14 @@ from .core import (SERIES_TYPES, PRED_COLS, read_train, fit_prior, uniform_prior
     write_csv_atomic, series_slug, read_sample_submission)
 from .phantom import make_phantom
 from .cache import preprocess
-from .series import recipe
-from .train import train, plot_log
-from .inference import calibrate_run, predict, load_models
+from .train import train, plot_log, recipe
+from .runs import Models, calibrate_run
+from .predict import predict_seed, predict_two_stage
 from .metrics import score, plot_confusions, predictions_long
-from .localize import localizer_recipe, localize, show_localization, plot_localization_errors, LOCALIZER_RECIPES
+from .localize import localize, show_localization, plot_localization_errors, LOCALIZER_RECIPES
 from .analysis import localization_errors, localization_report
 from .core import read_coordinates
-from .grade import grade_recipe, predict_two_stage, GRADE_RECIPES
+from .grade import GRADE_RECIPES
 
 # %% auto #0
 __all__ = ['score_table', 'train_models', 'train_localizers', 'train_grader', 'submissions', 'localization_summary',
@@ -36,17 +36,17 @@ def train_models(out: Path, root: Path, cache: Path, epochs: int, seed: int, siz
     "Train and calibrate the seed method's three series models with the demo recipe (resuming finished or interrupted runs)."
     for st in SERIES_TYPES:
         run = out/'runs'/series_slug(st)
-        cfg = recipe('demo', series_type=st, data=str(root), cache=str(cache), image_size=size, cache_size=size, epochs=epochs, seed=seed)
+        cfg = recipe('series', 'demo', series_type=st, data=str(root), cache=str(cache), image_size=size, cache_size=size, epochs=epochs, seed=seed)
         say(f'training {st}'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
         c = calibrate_run(run)
-        say(f'  best epoch {r["best_epoch"]}: validation loss {r["val_loss"]:.4f}, score {r["val_score"]:.4f}; temperature {c["temperature"]:.2f} '
-            f'(validation loss {c["val_loss_before"]:.4f} → {c["val_loss_after"]:.4f})')
+        say(f'  best epoch {r["best_epoch"]}: validation weighted cross-entropy {r["val_loss"]:.4f}, score {r["val_score"]:.4f}; temperature {c["temperature"]:.2f} '
+            f'(validation weighted cross-entropy {c["val_ce_before"]:.4f} → {c["val_ce_after"]:.4f})')
 
 def train_localizers(out: Path, root: Path, cache: Path, epochs: int, seed: int, size: int, progress: bool, say=print):
     "Train the three localisers (stage 1) with the demo recipe, at most its epochs (resuming finished or interrupted runs)."
     for st in SERIES_TYPES:
         run = out/'runs'/'localize'/series_slug(st)
-        cfg = localizer_recipe('demo', series_type=st, data=str(root), cache=str(cache), image_size=size, cache_size=size, seed=seed,
+        cfg = recipe('localize', 'demo', series_type=st, data=str(root), cache=str(cache), image_size=size, cache_size=size, seed=seed,
                                epochs=min(epochs, LOCALIZER_RECIPES['demo']['epochs']))
         say(f'training the {st} localiser'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
         say(f'  best epoch {r["best_epoch"]}: validation median {r["val_median_mm"]:.2f} mm, {r["val_within_5mm"]:.1%} within 5 mm')
@@ -57,7 +57,7 @@ def train_grader(out: Path, root: Path, cache: Path, epochs: int, seed: int, siz
     if not oof.exists():
         say('localising the validation studies (out of fold)'); localize(root, out/'runs'/'localize', oof, 'train', cache, progress=progress)
     run = out/'runs'/'grade'
-    cfg = grade_recipe('demo', data=str(root), cache=str(cache), cache_size=size, coordinates=str(oof), seed=seed, epochs=min(epochs, GRADE_RECIPES['demo']['epochs']))
+    cfg = recipe('grade', 'demo', data=str(root), cache=str(cache), cache_size=size, coordinates=str(oof), seed=seed, epochs=min(epochs, GRADE_RECIPES['demo']['epochs']))
     say('training stage 2 (crops around each level, the series fused)'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
     c = calibrate_run(run)
     say(f'  best epoch {r["best_epoch"]}: validation score {r["val_score"]:.4f} (at predicted coordinates; weighted cross-entropy {r["val_ce"]:.4f}); temperature {c["temperature"]:.2f}')
@@ -65,9 +65,9 @@ def train_grader(out: Path, root: Path, cache: Path, epochs: int, seed: int, siz
 def submissions(out: Path, root: Path, cache: Path, progress: bool) -> tuple[dict, pd.DataFrame]:
     "Every submission the demo compares on the phantom's test studies (two-stage, the seed models calibrated and raw, the priors, uniform, the oracle) and the test coordinates stage 1 found."
     two, coords = predict_two_stage(root, out/'runs', out/'submission.csv', cache_dir=cache, progress=progress)
-    models = load_models(out/'runs')
-    sub = predict(root, models, out/'submission_seed.csv', cache_dir=cache, progress=False)
-    raw = predict(root, {k: replace(m, temperature=1.0) for k, m in models.items()}, cache_dir=cache, progress=False)
+    seed = Models(Models.of(out/'runs').select('series'))
+    sub = predict_seed(root, seed, out/'submission_seed.csv', cache_dir=cache, progress=False)
+    raw = predict_seed(root, Models([replace(r, temperature=1.0) for r in seed.runs]), cache_dir=cache, progress=False)
     labels, studies = read_train(root/'train.csv'), expected_rows(root).study_id.unique()
     return {'two-stage (calibrated)': two, 'seed models (calibrated)': sub, 'seed models (raw)': raw,
             'weighted prior': prior_submission(fit_prior(labels), studies),

@@ -59,9 +59,14 @@ subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps
 sys.path.insert(0, str(site))
 import lumbar_rsna; print('lumbar_rsna', lumbar_rsna.__version__, 'from', lumbar_rsna.__file__)"""),
 ('code', """# two-stage (localise, crop, grade) when the dataset holds localiser and grade runs, else the seed method's three models
-from lumbar_rsna.grade import predict_submission, pipeline_of
-print('pipeline:', pipeline_of(MODELS/'models'))
-sub = predict_submission(COMPETITION, MODELS/'models', out=WORKING/'submission.csv', prior=MODELS/'prior.csv', cache_dir=WORKING/'cache')
+from lumbar_rsna.runs import Models
+from lumbar_rsna.predict import choose_method, predict_submission
+models = Models.of(MODELS/'models')
+print(models)
+method, why = choose_method(models)
+print('pipeline:', method, f'({why})')
+sub = predict_submission(COMPETITION, models, out=WORKING/'submission.csv', prior=MODELS/'prior.csv',
+                         cache_dir=WORKING/'cache', method=method, device='auto')
 sub.head()"""),
 ]
 
@@ -111,13 +116,14 @@ def _fill_dataset(dst: Path, runs: list, train_csv: Path, user: str, found: dict
 
 def validate_models(models) -> tuple[list[str], list[tuple[Path, Path]]]:
     "What the models folder holds, by name (series types; stage 1 and stage 2), and its runs with their paths below it; each run is loaded first, so a broken one stops the build."
-    from lumbar_rsna.inference import load_models, find_runs
-    from lumbar_rsna.grade import load_grader
-    from lumbar_rsna.localize import load_localizers
-    runs = find_runs(models)
-    found = list(load_models(runs)) if find_runs(runs, 'series') else []
-    if find_runs(runs, 'localize'): found += [f'localiser {t}' for t in load_localizers(runs)]
-    if find_runs(runs, 'grade'): load_grader(runs); found.append('stage 2')
+    from lumbar_rsna.runs import Models
+    ms = Models.of(models)
+    names = {'series': lambda t: t, 'localize': lambda t: f'localiser {t}', 'grade': lambda t: 'stage 2'}
+    found = []
+    for task in ('series', 'localize', 'grade'):
+        for t, loaded in ms.load(task).items():
+            found.append(names[task](t) + (f' ×{len(loaded)}' if len(loaded) > 1 else ''))
+    runs = [r.path for r in ms.runs]
     base = Path(models) if not isinstance(models, (list, tuple)) else None
     rel = lambda r: r.relative_to(base) if base is not None and r != base and base in r.parents else Path(r.name)
     return found, [(r, rel(r)) for r in runs]

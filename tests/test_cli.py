@@ -71,10 +71,10 @@ def tiny_run(tmp_path_factory):
     "A 12-study phantom, its cache and one tiny trained run (Sagittal T2/STIR: the fewest labels)."
     from lumbar_rsna.phantom import make_phantom
     from lumbar_rsna.train import train
-    from lumbar_rsna.series import recipe
+    from lumbar_rsna.train import recipe
     d = tmp_path_factory.mktemp('cli')
     ph = make_phantom(d/'ph', 12, seed=0, test_studies=3, progress=False)
-    train(recipe('tiny', series_type='Sagittal T2/STIR', data=str(ph), cache=str(d/'cache'), epochs=1), d/'runs'/'sagittal_t2_stir', progress=False)
+    train(recipe('series', 'tiny', series_type='Sagittal T2/STIR', data=str(ph), cache=str(d/'cache'), epochs=1), d/'runs'/'sagittal_t2_stir', progress=False)
     return ph, d/'runs', d/'cache'
 
 def copy_run(runs, dst):
@@ -224,3 +224,14 @@ def test_readme_command_line_runs_as_written(tmp_path):
     assert read_sample_submission(tmp_path/'submission.csv').row_id.tolist() == pd.read_csv(tmp_path/'phantom'/'sample_submission.csv').row_id.tolist()
     assert (tmp_path/'kaggle_dataset'/'prior.csv').exists() and list((tmp_path/'kaggle_submission').glob('*.ipynb'))
     assert _checkout_state() == before
+
+def test_readme_folds_walkthrough_runs_as_written(tmp_path):
+    "The README's folds walkthrough (train every fold, out-of-fold coordinates, stage 2, calibrate, cv, predict) runs as written on a tiny phantom."
+    block = re.search(r'### Folds, ensembles and the CV score\n.*?```bash\n(.*?)```', (ROOT/'README.md').read_text(), re.S).group(1)
+    shim = f'lumbar-rsna() {{ "{sys.executable}" -c "import sys; from lumbar_rsna.cli import main; sys.exit(main())" "$@"; }}\n'
+    setup = 'lumbar-rsna phantom --out phantom --studies 12 --test-studies 3 --seed 0\n'
+    r = subprocess.run(['bash', '-ec', shim + setup + block], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.parent.name for p in (tmp_path/'runs'/'grade').glob('fold*/best.pt')) == ['fold0', 'fold1', 'fold2']
+    assert 'CV score' in r.stdout and pd.read_csv(tmp_path/'cv.csv').folds.tolist() == ['fold 0', 'fold 1', 'fold 2', 'all']
+    assert read_sample_submission(tmp_path/'submission.csv').row_id.tolist() == pd.read_csv(tmp_path/'phantom'/'sample_submission.csv').row_id.tolist()

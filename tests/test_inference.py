@@ -5,17 +5,13 @@ import numpy as np, pandas as pd, pytest
 from lumbar_rsna.core import SERIES_TYPES, read_sample_submission, read_train, validate_submission, series_label_cols, fit_prior, PRED_COLS, series_slug
 from lumbar_rsna.phantom import make_phantom
 from lumbar_rsna.train import train
-from lumbar_rsna.series import recipe
-from lumbar_rsna.inference import predict, load_models, calibrate_run
+from lumbar_rsna.runs import Models
+from lumbar_rsna.predict import predict_seed as predict
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp('e2e')
-    ph = make_phantom(d/'ph', 12, seed=0, test_studies=4, progress=False)
-    for st in SERIES_TYPES:
-        run = d/'runs'/series_slug(st)
-        train(recipe('tiny', series_type=st, data=str(ph), cache=str(d/'cache')), run, progress=False); calibrate_run(run)
-    return ph, d/'runs', d
+def setup(tiny_pipeline):
+    "The session's tiny phantom, its seed runs (three series models) and its folder."
+    return tiny_pipeline.root, tiny_pipeline.runs/'series', tiny_pipeline.dir
 
 def test_round_trip_exact_rows(setup, tmp_path):
     ph, runs, _ = setup
@@ -31,7 +27,7 @@ def test_round_trip_exact_rows(setup, tmp_path):
 
 def test_missing_series_type_gets_prior(setup, tmp_path):
     ph, runs, d = setup
-    models = load_models(runs); del models['Axial T2']
+    models = Models([r for r in Models.of(runs).runs if r.series_type != 'Axial T2'])
     with pytest.warns(UserWarning, match='no model for'):
         sub = predict(ph, models, progress=False).set_index('row_id')
     prior = fit_prior(read_train(ph/'train.csv'))
@@ -64,17 +60,12 @@ def test_kaggle_notebook_runs_offline(setup, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
     from lumbar_rsna.kaggle import build_kaggle_dataset, kaggle_notebook, DATASET_SLUG
-    from lumbar_rsna.localize import localizer_recipe
-    from lumbar_rsna.grade import grade_recipe
     ph, runs, d = setup
-    both = tmp_path/'runs'; shutil.copytree(runs, both)                 # the seed models and both stages, as the demo leaves them
-    for st in SERIES_TYPES:
-        train(localizer_recipe('tiny', series_type=st, data=str(ph), cache=str(d/'cache64'), epochs=1), both/'localize'/series_slug(st), progress=False)
-    train(grade_recipe('tiny', data=str(ph), cache=str(d/'cache64'), epochs=1), both/'grade', progress=False)
+    both = d/'runs'                                                     # the seed models and both stages on three folds
     inp, work = tmp_path/'input', tmp_path/'working'; work.mkdir()
     (inp).mkdir(); os.symlink(ph, inp/'rsna-2024-lumbar-spine-degenerative-classification')
     build_kaggle_dataset(both, inp/DATASET_SLUG, ph)
-    assert (inp/DATASET_SLUG/'models'/'localize'/'axial_t2'/'best.pt').exists() and (inp/DATASET_SLUG/'models'/'grade'/'best.pt').exists()
+    assert (inp/DATASET_SLUG/'models'/'localize'/'axial_t2'/'fold2'/'best.pt').exists() and (inp/DATASET_SLUG/'models'/'grade'/'fold1'/'best.pt').exists()
     assert json.loads((inp/DATASET_SLUG/'dataset-metadata.json').read_text())['id'].endswith(DATASET_SLUG)
     nb = kaggle_notebook()
     for k, v in {'LUMBAR_RSNA_KAGGLE_INPUT': str(inp), 'LUMBAR_RSNA_KAGGLE_WORKING': str(work), 'PIP_NO_INDEX': '1'}.items(): monkeypatch.setenv(k, v)

@@ -11,7 +11,8 @@ from lumbar_rsna.core import LABEL_COLS, PRED_COLS, fit_prior, series_label_cols
 from lumbar_rsna.data import split_by_fold
 from lumbar_rsna.metrics import score
 from lumbar_rsna.phantom import make_phantom
-from lumbar_rsna.series import recipe, series_data
+from lumbar_rsna.series import series_data
+from lumbar_rsna.train import recipe
 from lumbar_rsna.train import train
 
 SERIES = 'Sagittal T2/STIR'
@@ -35,7 +36,7 @@ def phantom(tmp_path_factory):
 
 def config(root, d, **kw):
     "The demo's CPU setting (a tiny backbone from random weights at 96 px, patience 12), capped at 20 epochs."
-    return recipe('demo', series_type=SERIES, data=str(root), cache=str(d/'cache'), epochs=20, **kw)
+    return recipe('series', 'demo', series_type=SERIES, data=str(root), cache=str(d/'cache'), epochs=20, **kw)
 
 def test_beats_the_prior(phantom):
     root, d = phantom

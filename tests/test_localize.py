@@ -7,9 +7,10 @@ import shutil, warnings
 import numpy as np, pandas as pd, pydicom, pytest, torch
 from lumbar_rsna.core import read_coordinates, read_series_descriptions
 from lumbar_rsna.phantom import make_phantom
-from lumbar_rsna.localize import Localizer, LocalizerModel, localizer_recipe, localize, n_channels
+from lumbar_rsna.localize import LocalizerModel, localize
+from lumbar_rsna.runs import TrainedModel
 from lumbar_rsna.analysis import localization_errors
-from lumbar_rsna.train import train
+from lumbar_rsna.train import train, recipe
 from lumbar_rsna.cli import main
 
 TYPES = ('Sagittal T2/STIR', 'Sagittal T1', 'Axial T2')
@@ -24,8 +25,8 @@ def random_localizers(seed: int = 0) -> dict:
     torch.manual_seed(seed)
     out = {}
     for st in TYPES:
-        cfg = localizer_recipe('tiny', series_type=st)
-        out[st] = Localizer(LocalizerModel(cfg.model, n_channels(st), width=cfg.width, stride=cfg.stride).eval(), cfg)
+        cfg = recipe('localize', 'tiny', series_type=st)
+        out[st] = [TrainedModel(LocalizerModel.from_config(cfg, for_training=False).eval(), cfg)]
     return out
 
 def run(root, locs, tmp, name) -> pd.DataFrame:
@@ -99,7 +100,7 @@ def test_missing_series_and_bad_files(phantom):
 def test_lands_near_the_labels(tmp_path):
     "The demo's CPU recipe (5 epochs) on 120 studies: the canal points of held-out studies land within 10 mm, at the right level."
     root = make_phantom(tmp_path/'ph', 120, seed=5, test_studies=20, progress=False)
-    cfg = localizer_recipe('demo', series_type='Sagittal T2/STIR', data=str(root), cache=str(tmp_path/'cache'))
+    cfg = recipe('localize', 'demo', series_type='Sagittal T2/STIR', data=str(root), cache=str(tmp_path/'cache'))
     res = train(cfg, tmp_path/'runs'/'t2', progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')

@@ -7,24 +7,23 @@ import warnings
 import pytest
 from lumbar_rsna.core import read_train
 from lumbar_rsna.phantom import make_phantom
-from lumbar_rsna.series import recipe
-from lumbar_rsna.localize import localizer_recipe, localize
-from lumbar_rsna.grade import grade_recipe, predict_two_stage
-from lumbar_rsna.inference import predict, calibrate_run
+from lumbar_rsna.localize import localize
+from lumbar_rsna.runs import calibrate_run
+from lumbar_rsna.predict import predict_seed, predict_two_stage
 from lumbar_rsna.metrics import score
-from lumbar_rsna.train import train
+from lumbar_rsna.train import train, recipe
 
 def test_two_stage_beats_the_seed_models(tmp_path):
     root = make_phantom(tmp_path/'ph', 100, seed=7, test_studies=20, progress=False)
     cache, runs = str(tmp_path/'cache'), tmp_path/'runs'
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        train(recipe('demo', series_type='Sagittal T1', data=str(root), cache=cache, epochs=12), runs/'seed'/'sagittal_t1', progress=False)
-        train(localizer_recipe('demo', series_type='Sagittal T1', data=str(root), cache=cache, epochs=8), runs/'two'/'localize'/'sagittal_t1', progress=False)
+        train(recipe('series', 'demo', series_type='Sagittal T1', data=str(root), cache=cache, epochs=12), runs/'seed'/'sagittal_t1', progress=False)
+        train(recipe('localize', 'demo', series_type='Sagittal T1', data=str(root), cache=cache, epochs=8), runs/'two'/'localize'/'sagittal_t1', progress=False)
         localize(root, runs/'two'/'localize', tmp_path/'oof.csv', 'train', cache, progress=False)
-        train(grade_recipe('demo', data=str(root), cache=cache, coordinates=str(tmp_path/'oof.csv'), epochs=4), runs/'two'/'grade', progress=False)
+        train(recipe('grade', 'demo', data=str(root), cache=cache, coordinates=str(tmp_path/'oof.csv'), epochs=4), runs/'two'/'grade', progress=False)
         calibrate_run(runs/'seed'/'sagittal_t1'); calibrate_run(runs/'two'/'grade')
-        seed = predict(root, runs/'seed', cache_dir=cache, progress=False)
+        seed = predict_seed(root, runs/'seed', cache_dir=cache, progress=False)
         two, _ = predict_two_stage(root, runs/'two', cache_dir=cache, progress=False)
     sol = read_train(root/'phantom_test_labels.csv')
     s, t = score(sol, seed)[1]['foraminal'], score(sol, two)[1]['foraminal']
