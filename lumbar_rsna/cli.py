@@ -14,18 +14,21 @@ from .metrics import score
 # %% auto #0
 __all__ = ['DATA_HELP', 'OUTPUTS', 'data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom',
            'cmd_preprocess', 'train_config', 'train_from_args', 'cmd_train', 'cmd_localize', 'models_of', 'device_of',
-           'cmd_calibrate', 'cmd_predict', 'cmd_cv', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_demo',
-           'add_config_options', 'parser', 'check_outputs', 'main']
+           'cmd_calibrate', 'cmd_predict', 'cmd_cv', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_pipeline',
+           'cmd_demo', 'add_config_options', 'parser', 'check_outputs', 'main']
 
 # %% ../nbs/90_cli.ipynb #3e86c95a
 def data_root(data=None) -> Path:
-    "The dataset folder for a command; the default phantom is made if it is not there yet."
+    "The dataset folder for a command; without one, the phantom, said on stderr every time (and made if it is not there yet)."
     from lumbar_rsna.core import cache_root
     root = resolve_data_root(data)
-    if data is None and root == cache_root()/'phantom' and not (root/'train.csv').exists():
-        from lumbar_rsna.phantom import ensure_phantom
-        print(f'no dataset given: making the phantom in {root}', file=sys.stderr)
-        ensure_phantom(root, n_studies=48, progress=False)
+    if data is None and root == cache_root()/'phantom':
+        if not (root/'train.csv').exists():
+            from lumbar_rsna.phantom import ensure_phantom
+            print(f'no dataset given: making the phantom in {root}', file=sys.stderr)
+            ensure_phantom(root, n_studies=48, progress=False)
+        else:
+            print(f"no dataset given (--data, $LUMBAR_RSNA_DATA or Kaggle's input folder): using the phantom in {root}", file=sys.stderr)
     return root
 
 # %% ../nbs/90_cli.ipynb #34277640
@@ -188,6 +191,16 @@ def cmd_kaggle_notebook(args) -> int:
     print(f'wrote {write_kaggle_notebook(args.out)}')
     return 0
 
+def cmd_pipeline(args) -> int:
+    "The real job in one command: preprocess, the localisers, out-of-fold coordinates, stage 2, calibration, the seed models (--seed-models), the CV score and the Kaggle dataset, each step passed over when done."
+    from lumbar_rsna.pipeline import run_pipeline
+    settings = {k: getattr(args, k) for k in ('weights', 'pretrained', 'epochs', 'seed', 'workers') if getattr(args, k) not in (None, False)}
+    if args.cache: settings['cache'] = args.cache
+    res = run_pipeline(data_root(args.data), args.out, args.recipe, args.folds, args.seed_models, not args.no_kaggle,
+                       device_of(args), say=lambda m: print(f'pipeline: {m}', flush=True), **settings)
+    print(res['cv'].round(4).to_string())
+    return 0
+
 def cmd_demo(args) -> int:
     "The main job: phantom → preprocess → three models → submission → score, with plots."
     from lumbar_rsna.demo import run_demo
@@ -301,6 +314,18 @@ def _delivery_commands(sub):
     s.add_argument('--user', default='your-kaggle-name', help='Kaggle user name, for the dataset id'); s.set_defaults(func=cmd_kaggle_dataset)
     s = sub.add_parser('kaggle-notebook', help='write the Kaggle submission notebook')
     s.add_argument('--out', help='notebook path (default: kaggle_submission/lumbar-rsna-submission.ipynb in the current folder)'); s.set_defaults(func=cmd_kaggle_notebook)
+    s = sub.add_parser('pipeline', help='the real job: competition folder → trained folds → CV → Kaggle dataset, resumable')
+    s.add_argument('--data', help=DATA_HELP); s.add_argument('--out', required=True, help='folder for runs/, oof_coordinates.csv, cv.csv, kaggle_dataset/')
+    s.add_argument('--recipe', default='full', choices=['full', 'demo', 'tiny'], help='the recipe of every task: full (a GPU), demo (CPU), tiny (seconds)')
+    s.add_argument('--folds', help="'all' or fold numbers such as 0,2 (default: all for full, fold 0 for demo and tiny)")
+    s.add_argument('--weights', help='local ImageNet weights of the backbone (.safetensors), the offline way')
+    s.add_argument('--pretrained', action='store_true', help="timm's ImageNet weights (needs internet)")
+    s.add_argument('--seed-models', action='store_true', help="also train the seed method's three series models (fallback and comparison)")
+    s.add_argument('--epochs', type=int, help='most epochs of every model (default: each recipe\'s)')
+    s.add_argument('--seed', type=int, help='folds, initial weights and augmentation (default: 0)')
+    s.add_argument('--cache', help='preprocessing cache (default: OUT/cache)'); s.add_argument('--workers', type=int, help='DataLoader worker processes')
+    s.add_argument('--no-kaggle', action='store_true', help='stop after the CV score: no Kaggle dataset')
+    _device_option(s); s.set_defaults(func=cmd_pipeline)
     s = sub.add_parser('demo', help='the main job on the phantom: make, preprocess, train, predict, score')
     s.add_argument('--out', default='demo_out', help='folder for everything the demo writes')
     s.add_argument('--studies', type=int, default=240, help='phantom train studies'); s.add_argument('--test-studies', type=int, default=60, help='phantom test studies')
@@ -316,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',), 'train': ('out', 'cache'), 'train-localizer': ('out', 'cache'), 'train-grader': ('out', 'cache'), 'localize': ('out', 'cache'), 'calibrate': (), 'cv': ('out', 'cache'),
-           'predict': ('out', 'cache'), 'kaggle-dataset': ('out',), 'kaggle-notebook': ('out',), 'demo': ('out',)}
+           'predict': ('out', 'cache'), 'kaggle-dataset': ('out',), 'kaggle-notebook': ('out',), 'demo': ('out',), 'pipeline': ('out', 'cache')}
 
 def check_outputs(args):
     "Before any work: every path a command will write must be writable (a read-only `/kaggle/input` fails at once, not after an hour)."

@@ -12,18 +12,19 @@ from .core import (SERIES_TYPES, PRED_COLS, read_train, fit_prior, uniform_prior
     write_csv_atomic, series_slug, read_sample_submission)
 from .phantom import make_phantom
 from .cache import preprocess
-from .train import train, plot_log, recipe
-from .runs import Models, calibrate_run
+from .train import plot_log
+from .series import RECIPES
+from .pipeline import run_pipeline
+from .runs import Models
 from .predict import predict_seed, predict_two_stage
 from .metrics import score, plot_confusions, predictions_long
-from .localize import localize, show_localization, plot_localization_errors, LOCALIZER_RECIPES
+from .localize import show_localization, plot_localization_errors, LOCALIZER_RECIPES
 from .analysis import localization_errors, localization_report
 from .core import read_coordinates
 from .grade import GRADE_RECIPES
 
 # %% auto #0
-__all__ = ['score_table', 'train_models', 'train_localizers', 'train_grader', 'submissions', 'localization_summary',
-           'print_localization', 'run_demo', 'save_plots']
+__all__ = ['score_table', 'submissions', 'localization_summary', 'print_localization', 'run_demo', 'save_plots']
 
 # %% ../nbs/89_demo.ipynb #71256ef3
 def score_table(solution: pd.DataFrame, subs: dict, prior: str = 'weighted prior', oracle: str = 'oracle (phantom limit)') -> pd.DataFrame:
@@ -31,36 +32,6 @@ def score_table(solution: pd.DataFrame, subs: dict, prior: str = 'weighted prior
     t = pd.DataFrame({k: (lambda v: {'score': v[0], **v[1]})(score(solution, s)) for k, s in subs.items()}).T
     if prior in t.index and oracle in t.index: t['gap closed'] = (t.score[prior] - t.score) / (t.score[prior] - t.score[oracle])
     return t
-
-def train_models(out: Path, root: Path, cache: Path, epochs: int, seed: int, size: int, progress: bool, say=print):
-    "Train and calibrate the seed method's three series models with the demo recipe (resuming finished or interrupted runs)."
-    for st in SERIES_TYPES:
-        run = out/'runs'/series_slug(st)
-        cfg = recipe('series', 'demo', series_type=st, data=str(root), cache=str(cache), image_size=size, cache_size=size, epochs=epochs, seed=seed)
-        say(f'training {st}'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
-        c = calibrate_run(run)
-        say(f'  best epoch {r["best_epoch"]}: validation weighted cross-entropy {r["val_loss"]:.4f}, score {r["val_score"]:.4f}; temperature {c["temperature"]:.2f} '
-            f'(validation weighted cross-entropy {c["val_ce_before"]:.4f} → {c["val_ce_after"]:.4f})')
-
-def train_localizers(out: Path, root: Path, cache: Path, epochs: int, seed: int, size: int, progress: bool, say=print):
-    "Train the three localisers (stage 1) with the demo recipe, at most its epochs (resuming finished or interrupted runs)."
-    for st in SERIES_TYPES:
-        run = out/'runs'/'localize'/series_slug(st)
-        cfg = recipe('localize', 'demo', series_type=st, data=str(root), cache=str(cache), image_size=size, cache_size=size, seed=seed,
-                               epochs=min(epochs, LOCALIZER_RECIPES['demo']['epochs']))
-        say(f'training the {st} localiser'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
-        say(f'  best epoch {r["best_epoch"]}: validation median {r["val_median_mm"]:.2f} mm, {r["val_within_5mm"]:.1%} within 5 mm')
-
-def train_grader(out: Path, root: Path, cache: Path, epochs: int, seed: int, size: int, progress: bool, say=print):
-    "Stage 2 with the demo recipe: the localisers' out-of-fold coordinates of its validation studies (the same folds), then training and calibration."
-    oof = out/'coordinates_oof.csv'
-    if not oof.exists():
-        say('localising the validation studies (out of fold)'); localize(root, out/'runs'/'localize', oof, 'train', cache, progress=progress)
-    run = out/'runs'/'grade'
-    cfg = recipe('grade', 'demo', data=str(root), cache=str(cache), cache_size=size, coordinates=str(oof), seed=seed, epochs=min(epochs, GRADE_RECIPES['demo']['epochs']))
-    say('training stage 2 (crops around each level, the series fused)'); r = train(cfg, run, resume=(run/'config.json').exists(), progress=progress)
-    c = calibrate_run(run)
-    say(f'  best epoch {r["best_epoch"]}: validation score {r["val_score"]:.4f} (at predicted coordinates; weighted cross-entropy {r["val_ce"]:.4f}); temperature {c["temperature"]:.2f}')
 
 def submissions(out: Path, root: Path, cache: Path, progress: bool) -> tuple[dict, pd.DataFrame]:
     "Every submission the demo compares on the phantom's test studies (two-stage, the seed models calibrated and raw, the priors, uniform, the oracle) and the test coordinates stage 1 found."
@@ -99,17 +70,21 @@ def print_localization(err: pd.DataFrame):
 
 def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs: int = 30, seed: int = 0, size: int = 96,
              progress: bool = True) -> pd.DataFrame:
-    "Phantom → cache → the seed's three models, the three localisers, stage 2 → the two-stage submission and the seed's → score table (scores.csv) and localisation report, with plots."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True); t0 = time.time()
+    "The pipeline at the demo recipe on a phantom (the localisers, stage 2 and the seed models on fold 0, calibration, CV, the Kaggle dataset), then the test studies' submissions compared: the score table (scores.csv) and the localisation report, with plots."
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
     say = lambda m: print(f'[{time.time() - t0:6.1f}s] {m}', flush=True)
-    root, cache = out/'phantom', out/'cache'
+    root = out/'phantom'
     if not (root/'train.csv').exists():
-        say(f'making the phantom: {studies} train and {test_studies} test studies'); make_phantom(root, studies, seed, test_studies, progress=progress)
-    say('preprocessing'); preprocess(root, cache, 'all', size=size, progress=progress)
-    train_models(out, root, cache, epochs, seed, size, progress, say)
-    train_localizers(out, root, cache, epochs, seed, size, progress, say)
-    train_grader(out, root, cache, epochs, seed, size, progress, say)
-    say('predicting the test studies'); subs, coords = submissions(out, root, cache, progress)
+        say(f'making the phantom: {studies} train and {test_studies} test studies')
+        make_phantom(root, studies, seed, test_studies, progress=progress)
+    most = {t: min(epochs, r['demo']['epochs']) for t, r in (('series', RECIPES), ('localize', LOCALIZER_RECIPES), ('grade', GRADE_RECIPES))}
+    res = run_pipeline(root, out, 'demo', seed_models=True, device='cpu', progress=progress, say=say,
+                       epochs=most, seed=seed, image_size=size, cache_size=size)
+    cache = out/'cache'
+    say('predicting the test studies')
+    subs, coords = submissions(out, root, cache, progress)
     err = localization_summary(out, root, coords)
     solution = read_train(root/'phantom_test_labels.csv')
     table = score_table(solution, subs)
@@ -122,6 +97,9 @@ def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs:
         print(f"\nThe two-stage pipeline closes {table.loc['two-stage (calibrated)', 'gap closed']:.1%} of the gap between the weighted prior "
               f"({table.score['weighted prior']:.4f}) and the phantom's oracle ({table.score['oracle (phantom limit)']:.4f}); "
               f"the seed models {table.loc['seed models (calibrated)', 'gap closed']:.1%}.")
+    cv = res['cv'].loc['all']
+    print(f"Out of fold on the training studies fold 0 held out (the CV score, {int(cv.studies)} studies): {cv.score:.4f}, "
+          f"{cv.gap_closed:.1%} of the gap closed.")
     print_localization(err)
     return table
 
@@ -131,7 +109,8 @@ def save_plots(out: Path, solution: pd.DataFrame, sub: pd.DataFrame, seed_sub: p
     import matplotlib.pyplot as plt
     from lumbar_rsna.analysis import plot_reliability
     fig, axs = plt.subplots(1, 4, figsize=(19, 3.5))
-    for ax, run in zip(axs, [series_slug(st) for st in SERIES_TYPES] + ['grade']): plot_log(out/'runs'/run, ax=ax)
+    runs = [r.path for r in Models.of(out/'runs').runs if r.task != 'localize']
+    for ax, run in zip(axs, runs): plot_log(run, ax=ax)
     fig.tight_layout(); fig.savefig(out/'training_curves.png', dpi=90); plt.close(fig)
     f = plot_confusions(solution, sub); f.savefig(out/'confusion_matrices.png', dpi=90); plt.close(f)
     pl, ps = predictions_long(solution, sub), predictions_long(solution, seed_sub)
