@@ -15,7 +15,7 @@ from .metrics import score
 __all__ = ['DATA_HELP', 'OUTPUTS', 'data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom',
            'cmd_preprocess', 'train_config', 'train_from_args', 'cmd_train', 'cmd_localize', 'models_of', 'device_of',
            'cmd_calibrate', 'cmd_predict', 'cmd_cv', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_pipeline',
-           'cmd_demo', 'add_config_options', 'parser', 'check_outputs', 'main']
+           'cmd_demo', 'cmd_report', 'add_config_options', 'parser', 'check_outputs', 'main']
 
 # %% ../nbs/90_cli.ipynb #3e86c95a
 def data_root(data=None) -> Path:
@@ -207,7 +207,23 @@ def cmd_demo(args) -> int:
     run_demo(args.out, studies=args.studies, test_studies=args.test_studies, epochs=args.epochs, seed=args.seed)
     return 0
 
-# %% ../nbs/90_cli.ipynb #ab1a82b9
+# %% ../nbs/90_cli.ipynb #r3p0rt01
+def cmd_report(args) -> int:
+    "Write the report of one test study (`--study`), or a page per study and an index page (`--studies`)."
+    from lumbar_rsna.report import write_report, write_reports
+    root = data_root(args.data)
+    if args.study is not None:
+        page, _, secs = write_report(root, args.models, args.study, args.out or 'report.html', args.cache, args.prior,
+                                     args.unsure, args.workers)
+        print(f'wrote {page} ({secs:.1f} s)')
+        return 0
+    studies = 'all' if args.studies == 'all' else [int(s) for s in args.studies.split(',')]
+    index = write_reports(root, args.models, args.out or 'reports', studies, args.cache, args.prior, args.unsure,
+                          args.workers, progress=False)
+    print(f'wrote {index} and the page of each study beside it')
+    return 0
+
+# %% ../nbs/90_cli.ipynb #b7d4221e
 class _Help(argparse.HelpFormatter):
     "Option help that ends with the option's default, where it has one worth saying."
     def _get_help_string(self, action):
@@ -306,7 +322,7 @@ def _model_commands(sub):
     s.set_defaults(func=cmd_cv)
 
 def _delivery_commands(sub):
-    "kaggle-dataset, kaggle-notebook, demo."
+    "kaggle-dataset, kaggle-notebook, demo, report."
     s = sub.add_parser('kaggle-dataset', help='wheel + models + prior as a Kaggle dataset folder')
     s.add_argument('--models', required=True, help='folder of run folders (left untouched)')
     s.add_argument('--out', required=True, help='dataset folder: new, or an earlier build, which is replaced')
@@ -331,6 +347,18 @@ def _delivery_commands(sub):
     s.add_argument('--studies', type=int, default=240, help='phantom train studies'); s.add_argument('--test-studies', type=int, default=60, help='phantom test studies')
     s.add_argument('--epochs', type=int, default=30, help='most epochs per model'); s.add_argument('--seed', type=int, default=0, help='phantom and training seed')
     s.set_defaults(func=cmd_demo)
+    s = sub.add_parser('report', help="the radiologist's report of test studies: one self-contained HTML page each")
+    s.add_argument('--data', help=DATA_HELP)
+    s.add_argument('--models', required=True, help='folder of run folders (two-stage)')
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument('--study', type=int, help='one test study: its page')
+    which.add_argument('--studies', help="'all' test studies, or ids separated by commas: a page each and index.html")
+    s.add_argument('--out', help='the page (default: report.html) or, with --studies, its folder (default: reports)')
+    s.add_argument('--prior', help="prior.csv (default: fitted on the dataset's train.csv)")
+    s.add_argument('--cache', help='cache for the decoded test series')
+    s.add_argument('--unsure', type=float, default=0.6, help='a grade whose probability is below this is flagged')
+    s.add_argument('--workers', type=int, default=1, help='processes decoding DICOM')
+    s.set_defaults(func=cmd_report)
 
 def parser() -> argparse.ArgumentParser:
     "The `lumbar-rsna` argument parser."
@@ -341,7 +369,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',), 'train': ('out', 'cache'), 'train-localizer': ('out', 'cache'), 'train-grader': ('out', 'cache'), 'localize': ('out', 'cache'), 'calibrate': (), 'cv': ('out', 'cache'),
-           'predict': ('out', 'cache'), 'kaggle-dataset': ('out',), 'kaggle-notebook': ('out',), 'demo': ('out',), 'pipeline': ('out', 'cache')}
+           'predict': ('out', 'cache'), 'kaggle-dataset': ('out',), 'kaggle-notebook': ('out',), 'demo': ('out',), 'pipeline': ('out', 'cache'),
+           'report': ('out', 'cache')}
 
 def check_outputs(args):
     "Before any work: every path a command will write must be writable (a read-only `/kaggle/input` fails at once, not after an hour)."

@@ -68,6 +68,14 @@ print('pipeline:', method, f'({why})')
 sub = predict_submission(COMPETITION, models, out=WORKING/'submission.csv', prior=MODELS/'prior.csv',
                          cache_dir=WORKING/'cache', method=method, device='auto')
 sub.head()"""),
+('code', """# the radiologist's report of the first test study, an HTML page (off by default: set REPORT = True to write it)
+REPORT = False
+if REPORT and len(sub) and method == 'two-stage':
+    from lumbar_rsna.report import write_report
+    first = int(sub.row_id.iloc[0].split('_')[0])
+    page, _, secs = write_report(COMPETITION, models, first, WORKING/'report.html', prior=MODELS/'prior.csv',
+                                 cache_dir=WORKING/'cache')
+    print(f'wrote {page} in {secs:.1f} s')"""),
 ]
 
 def kaggle_notebook() -> nbformat.NotebookNode:
