@@ -16,8 +16,8 @@ from .dicom import Volume, load_series, orientation_groups, plane_of
 
 # %% auto #0
 __all__ = ['INDEX_COLS', 'NOTE_MEANINGS', 'normalize', 'resize_slices', 'canonical_order', 'nearest_slice', 'label_slice',
-           'CachedSeries', 'series_file', 'cache_series', 'plane_note', 'read_cache_index', 'fingerprint', 'summarise',
-           'preprocess', 'load_cached', 'SeriesMemory', 'default_cache', 'ensure_cached']
+           'CachedSeries', 'series_file', 'cache_series', 'series_of_type', 'plane_note', 'read_cache_index',
+           'fingerprint', 'summarise', 'preprocess', 'load_cached', 'SeriesMemory', 'default_cache', 'ensure_cached']
 
 # %% ../nbs/03_cache.ipynb #d17cdcd2
 def normalize(pixels: np.ndarray, lo: float = 1.0, hi: float = 99.5) -> np.ndarray:
@@ -84,6 +84,19 @@ def cache_series(src: Path, dst: Path, size: int, strict: bool = True) -> dict:
                                          series_description=v.series_description, positions=v.positions, orientations=v.orientations,
                                          pixel_spacing=v.spacings, notes=notes))
     return dict(n_slices=len(img), rows=v.pixels.shape[1], cols=v.pixels.shape[2], notes=notes, plane=plane_of(v.orientation))
+
+def series_of_type(index: pd.DataFrame, # cache index entries (with `plane`; entries written before it are trusted)
+                   series_type: str,     # a series description, e.g. 'Sagittal T1'
+                  ) -> pd.DataFrame:
+    "The entries listed as `series_type` whose slices show its plane; each other one is left out with a warning naming it."
+    rows = index[index.series_description == series_type]
+    plane = rows['plane'] if 'plane' in rows else pd.Series(np.nan, index=rows.index)
+    claimed = series_type.split(' ')[0].lower()
+    other = plane.notna() & (plane != claimed) & rows.status.eq('ok')
+    for r, p in zip(rows[other].itertuples(), plane[other]):
+        warnings.warn(f'study {r.study_id}: series {r.series_id} is listed as {series_type}, but its slices are {p}; '
+                      f'not used as {series_type}')
+    return rows[~other]
 
 def plane_note(description: str, plane) -> str:
     "The index note on a series whose slices show another plane than its description claims; '' when they agree (or either is unknown)."

@@ -16,7 +16,7 @@ from .cache import preprocess, load_cached, CachedSeries
 from .data import SeriesDataset, series_input
 from .model import predict_batches
 from .metrics import weighted_log_loss
-from .train import TrainConfig, make_task, load_checkpoint
+from .train import TrainConfig, make_task, load_checkpoint, check_meta
 from .series import SeriesConfig, SeriesTask, series_step
 
 # %% auto #0
@@ -81,7 +81,7 @@ def load_run(run_dir, which: str = 'best', device='cpu') -> tuple[nn.Module, Tra
     task, path = make_task(cfg), run_dir/f'{which}.pt'
     if not path.exists(): raise FileNotFoundError(f'{path}: checkpoint not found')
     ck = load_checkpoint(path, device)
-    if ck.get('meta', {}) != task.meta(): raise ValueError(f'{path}: checkpoint is for {ck.get("meta", {})}, but the run is configured for {task.meta()}')
+    check_meta(path, ck.get('meta', {}), task.meta())
     model = task.build_model(for_training=False)
     try: model.load_state_dict(ck['model'])
     except RuntimeError as e: raise ValueError(f'{path}: weights do not fit {cfg.model!r}: {str(e).splitlines()[0]}') from None
