@@ -246,14 +246,21 @@ def show_crop_cams(grader, coords: pd.DataFrame, index: pd.DataFrame, cache_dir,
 
 # %% ../nbs/12_analysis.ipynb #7e8d42ac
 def patient_coordinates(coords: pd.DataFrame, root, split: str = 'train') -> np.ndarray:
-    "Patient (LPS, mm) positions (n, 3) of coordinate rows (study_id, series_id, instance_number, x, y), from each series' DICOM geometry; NaN with a warning for a series that does not load."
+    "Patient (LPS, mm) positions (n, 3) of coordinate rows (study_id, series_id, instance_number, x, y), from each series' DICOM geometry; NaN with a warning for a series that does not load, and for rows whose instance is not (or not once) in their series (one warning naming them)."
     xyz = np.full((len(coords), 3), np.nan)
+    lost = []
     for (study, series), g in coords.reset_index(drop=True).groupby(['study_id', 'series_id']):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore'); v = load_series(Path(root)/f'{split}_images'/str(study)/str(series))
         except DicomError as e: warnings.warn(f'study {study}: series {series} has no geometry to measure with ({e})'); continue
-        for i, r in zip(g.index, g.itertuples()): xyz[i] = v.to_patient(v.slice_of(r.instance_number), r.y, r.x)
+        for i, r in zip(g.index, g.itertuples()):
+            try: xyz[i] = v.to_patient(v.slice_of(r.instance_number), r.y, r.x)
+            except KeyError: lost.append(f'series {series} instance {r.instance_number} (study {study})')
+    if lost:
+        lost = list(dict.fromkeys(lost))
+        warnings.warn(f'{len(lost)} points left out: their instance is not in its series, or on more than one slice: '
+                      + '; '.join(lost[:10]) + ('; …' if len(lost) > 10 else ''))
     return xyz
 
 def _level_right(m: pd.DataFrame) -> np.ndarray:
@@ -269,6 +276,7 @@ def localization_errors(pred: pd.DataFrame, truth: pd.DataFrame, root, split: st
     key = ['study_id', 'condition', 'level']
     if pred.duplicated(key).any(): raise ValueError(f'predictions hold {int(pred.duplicated(key).sum())} rows for a study, condition and level already predicted, e.g. {pred[pred.duplicated(key)].iloc[0][key].tolist()}')
     t = truth.reset_index(drop=True).assign(**dict(zip(['x_mm', 'y_mm', 'z_mm'], patient_coordinates(truth, root, split).T)))
+    t = t[t.x_mm.notna()]               # a labelled point that names no slice is left out (warned), not counted as missed
     p = pred[key + ['series_id', 'instance_number', 'x', 'y']].reset_index(drop=True)
     p = p.assign(**dict(zip(['x_mm', 'y_mm', 'z_mm'], patient_coordinates(p, root, split).T)))
     m = t.merge(p.rename(columns=lambda c: c if c in key else f'pred_{c}'), on=key, how='left')

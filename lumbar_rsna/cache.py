@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from tqdm.auto import tqdm
 from .core import read_series_descriptions, write_atomic, cache_root
-from .dicom import Volume, load_series
+from .dicom import Volume, load_series, orientation_groups, plane_of
 
 # %% auto #0
-__all__ = ['INDEX_COLS', 'normalize', 'resize_slices', 'canonical_order', 'nearest_slice', 'CachedSeries', 'series_file',
-           'cache_series', 'read_cache_index', 'fingerprint', 'summarise', 'preprocess', 'load_cached', 'SeriesMemory',
-           'default_cache', 'ensure_cached']
+__all__ = ['INDEX_COLS', 'NOTE_MEANINGS', 'normalize', 'resize_slices', 'canonical_order', 'nearest_slice', 'label_slice',
+           'CachedSeries', 'series_file', 'cache_series', 'series_of_type', 'plane_note', 'read_cache_index',
+           'fingerprint', 'summarise', 'preprocess', 'load_cached', 'SeriesMemory', 'default_cache', 'ensure_cached']
 
 # %% ../nbs/03_cache.ipynb #d17cdcd2
 def normalize(pixels: np.ndarray, lo: float = 1.0, hi: float = 99.5) -> np.ndarray:
@@ -35,7 +35,7 @@ def canonical_order(v: Volume) -> Volume:
     "The volume with slices ordered anatomically whatever the scanner's orientation signs: sagittal right → left, axial head → feet, coronal front → back; a series of several stacks (tilted blocks) stack by stack, by their centres."
     axis = int(np.abs(v.normal).argmax())
     key = v.centres[:, axis] * (-1 if axis == 2 else 1)
-    stack = np.unique(np.round(v.orientations, 2), axis=0, return_inverse=True)[1].ravel()
+    stack = orientation_groups(v.orientations)
     stack_key = np.array([key[stack == s].mean() for s in range(stack.max() + 1)])
     order = np.lexsort((key, stack_key[stack]))
     if (order == np.arange(len(order))).all(): return v
@@ -44,8 +44,13 @@ def canonical_order(v: Volume) -> Volume:
 
 # %% ../nbs/03_cache.ipynb #75ee4dd6
 def nearest_slice(instance_numbers: np.ndarray, instance_number: int) -> int:
-    "Index of the slice with this InstanceNumber, or of the nearest one when the series has none."
+    "Index of the slice with this InstanceNumber, or of the nearest one when the series has none (for display; a coordinate's slice is `label_slice`'s)."
     return int(np.abs(np.asarray(instance_numbers) - int(instance_number)).argmin())
+
+def label_slice(instance_numbers: np.ndarray, instance_number: int) -> int | None:
+    "Index of the one slice with this InstanceNumber; None when the series has none (a file absent) or several: a coordinate on it names no slice for sure."
+    hit = np.flatnonzero(np.asarray(instance_numbers) == int(instance_number))
+    return int(hit[0]) if len(hit) == 1 else None
 
 @dataclass
 class CachedSeries:
@@ -78,9 +83,29 @@ def cache_series(src: Path, dst: Path, size: int, strict: bool = True) -> dict:
     write_atomic(dst, lambda p: np.savez(p, image=img, instance_numbers=v.instance_numbers.astype(np.int32), rows=v.pixels.shape[1], cols=v.pixels.shape[2],
                                          series_description=v.series_description, positions=v.positions, orientations=v.orientations,
                                          pixel_spacing=v.spacings, notes=notes))
-    return dict(n_slices=len(img), rows=v.pixels.shape[1], cols=v.pixels.shape[2], notes=notes)
+    return dict(n_slices=len(img), rows=v.pixels.shape[1], cols=v.pixels.shape[2], notes=notes, plane=plane_of(v.orientation))
 
-INDEX_COLS = ['split', 'study_id', 'series_id', 'series_description', 'size', 'n_slices', 'rows', 'cols', 'path', 'status', 'error', 'notes', 'fingerprint']
+def series_of_type(index: pd.DataFrame, # cache index entries (with `plane`; entries written before it are trusted)
+                   series_type: str,     # a series description, e.g. 'Sagittal T1'
+                  ) -> pd.DataFrame:
+    "The entries listed as `series_type` whose slices show its plane; each other one is left out with a warning naming it."
+    rows = index[index.series_description == series_type]
+    plane = rows['plane'] if 'plane' in rows else pd.Series(np.nan, index=rows.index)
+    claimed = series_type.split(' ')[0].lower()
+    other = plane.notna() & (plane != claimed) & rows.status.eq('ok')
+    for r, p in zip(rows[other].itertuples(), plane[other]):
+        warnings.warn(f'study {r.study_id}: series {r.series_id} is listed as {series_type}, but its slices are {p}; '
+                      f'not used as {series_type}')
+    return rows[~other]
+
+def plane_note(description: str, plane) -> str:
+    "The index note on a series whose slices show another plane than its description claims; '' when they agree (or either is unknown)."
+    claimed = str(description).split(' ')[0].lower()
+    if plane not in ('sagittal', 'coronal', 'axial') or claimed not in ('sagittal', 'coronal', 'axial') or claimed == plane: return ''
+    return f'plane: its slices are {plane}, not {claimed} as its description {description!r} says'
+
+INDEX_COLS = ['split', 'study_id', 'series_id', 'series_description', 'size', 'n_slices', 'rows', 'cols', 'path', 'status', 'error', 'notes',
+              'fingerprint', 'plane']
 
 def _work(job) -> dict:
     "Cache one series and write its index entry beside it at once, so that an interrupted run keeps every finished series; a bad series gives a failed entry, not an exception."
@@ -89,6 +114,8 @@ def _work(job) -> dict:
     try:
         with warnings.catch_warnings():     # the notes go to the index and the run's summary
             warnings.simplefilter('ignore'); row = {**row, 'status': 'ok', 'error': '', **cache_series(src, dst, row['size'], strict)}
+        said = plane_note(row['series_description'], row.get('plane'))
+        if said: row['notes'] = ' | '.join(filter(None, [row['notes'], said]))
     except Exception as e: row = {**row, 'status': 'failed', 'error': f'{type(e).__name__}: {e}', 'n_slices': 0, 'rows': 0, 'cols': 0, 'notes': ''}
     write_atomic(dst.with_suffix('.json'), lambda p: p.write_text(json.dumps(row)))
     return row
@@ -154,12 +181,32 @@ def _run(jobs: list, workers: int, desc: str, progress: bool) -> list[dict]:
         return list(tqdm(pool.imap(_work, jobs), **bar))
 
 # %% ../nbs/03_cache.ipynb #db7492b4
+NOTE_MEANINGS = {      # what each kind of note means for the series, and what is done about it
+    'skipped files': 'unreadable files left out (--skip-bad-files); the series is used without them',
+    'no DICM preamble': 'files read as raw datasets; nothing to do',
+    'MONOCHROME1': 'inverted so that high values are bright, as in the others; nothing to do',
+    'no InstanceNumber': 'files numbered by their file names',
+    'InstanceNumber vs file name': 'headers disagree with the file names; the file names, which coordinates name, are kept',
+    'InstanceNumber 0': 'kept as 0',
+    'repeated InstanceNumber': 'a coordinate on a repeated number names no slice for sure and is refused',
+    'instance gap': 'files absent between instance numbers; a coordinate on a missing instance is left out',
+    'no PixelSpacing': "the other files' spacing (or 1 mm) assumed; sizes in mm may be off",
+    'no geometry': 'slices in InstanceNumber order with made-up positions; projecting points between series is unreliable',
+    'repeated position': 'a slice at a position another already has is left out',
+    'resampled': "slices of another size resampled to the series' common size, their spacing scaled; nothing to do",
+    'other plane': 'slices of another plane (a localiser) left out',
+    'stacks': 'acquired in blocks of different orientation (e.g. axial blocks tilted to each disc); kept whole in spatial '
+              'order, each slice with its own geometry; nothing to do',
+    'plane': 'the slices show another plane than the series description says; stage 1 does not use the series as that type',
+}
+
 def summarise(rows: pd.DataFrame) -> list[str]:
-    "What a run has to say about index entries: one line per kind of note (how many series, which), then the failures."
+    "What a run has to say about index entries: one line per kind of note (how many series, which, what it means), then the failures."
     kinds = defaultdict(list)
     for r in rows.itertuples():
         for n in filter(None, str(r.notes).split(' | ')): kinds[n.split(': ', 1)[0]].append(f'{r.study_id}/{r.series_id}')
-    out = [f'{k}: {len(v)} series ({", ".join(v[:5])}{", …" if len(v) > 5 else ""})' for k, v in sorted(kinds.items())]
+    out = [f'{k}: {len(v)} series ({", ".join(v[:5])}{", …" if len(v) > 5 else ""}): {NOTE_MEANINGS.get(k, "see its notes")}'
+           for k, v in sorted(kinds.items())]
     if out: out.insert(0, f'notes on {int((rows.notes != "").sum())} of {len(rows)} series converted (each in the cache index\'s notes column):')
     failed = rows[rows.status != 'ok']
     if len(failed): out.append(f'{len(failed)} of {len(rows)} series failed:\n' + '\n'.join(f'  {r.split} {r.study_id}/{r.series_id}: {r.error}' for r in failed.itertuples()))

@@ -6,21 +6,18 @@
 from __future__ import annotations
 import argparse, dataclasses, sys, typing, warnings
 from pathlib import Path
-import pandas as pd
-from .core import (resolve_data_root, read_train, read_sample_submission, fit_prior, prior_submission,
-    expected_rows, validate_submission, write_csv_atomic, DataFormatError, SubmissionError, read_csv_file, check_writable, read_coordinates)
-from .metrics import score
 
 # %% auto #0
 __all__ = ['DATA_HELP', 'OUTPUTS', 'data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom',
-           'cmd_preprocess', 'train_config', 'train_from_args', 'cmd_train', 'cmd_localize', 'models_of', 'device_of',
-           'cmd_calibrate', 'cmd_predict', 'cmd_cv', 'cmd_kaggle_dataset', 'cmd_kaggle_notebook', 'cmd_pipeline',
-           'cmd_demo', 'cmd_report', 'add_config_options', 'parser', 'check_outputs', 'main']
+           'cmd_preprocess', 'train_config', 'train_from_args', 'print_label_fixes', 'cmd_train', 'cmd_localize',
+           'models_of', 'device_of', 'cmd_calibrate', 'cmd_predict', 'cmd_cv', 'cmd_kaggle_dataset',
+           'cmd_kaggle_notebook', 'cmd_pipeline', 'cmd_demo', 'cmd_report', 'add_config_options', 'parser',
+           'check_outputs', 'main']
 
 # %% ../nbs/90_cli.ipynb #3e86c95a
 def data_root(data=None) -> Path:
     "The dataset folder for a command; without one, the phantom, said on stderr every time (and made if it is not there yet)."
-    from lumbar_rsna.core import cache_root
+    from lumbar_rsna.core import cache_root, resolve_data_root
     root = resolve_data_root(data)
     if data is None and root == cache_root()/'phantom':
         if not (root/'train.csv').exists():
@@ -34,6 +31,8 @@ def data_root(data=None) -> Path:
 # %% ../nbs/90_cli.ipynb #34277640
 def cmd_prior(args) -> int:
     "Fit per-column priors on train.csv and write a submission for the test studies."
+    from lumbar_rsna.core import read_train, fit_prior, expected_rows, prior_submission
+    from lumbar_rsna.core import validate_submission, write_csv_atomic
     root = data_root(args.data)
     prior = fit_prior(read_train(root/'train.csv'), weighted=not args.unweighted)
     rows = expected_rows(root)
@@ -45,6 +44,7 @@ def cmd_prior(args) -> int:
 
 def read_solution(path) -> pd.DataFrame:
     "A solution file: train.csv's shape, or Kaggle's long form (row_id, one-hot classes, sample_weight)."
+    from lumbar_rsna.core import read_csv_file, read_train
     head = read_csv_file(path, nrows=0).columns
     return read_train(path) if 'study_id' in head else read_csv_file(path)
 
@@ -55,6 +55,8 @@ def print_score(value: float, terms: dict, file=None):
 
 def cmd_score(args) -> int:
     "Score a submission file against a solution file."
+    from lumbar_rsna.core import read_sample_submission
+    from lumbar_rsna.metrics import score
     value, terms = score(read_solution(args.solution), read_sample_submission(args.submission))
     print_score(value, terms)
     return 0
@@ -78,7 +80,7 @@ def cmd_preprocess(args) -> int:
 
 def train_config(args, cls=None):
     "The config (class `cls`, default SeriesConfig) of parsed `train*` arguments: the recipe, with every option given on the command line on top."
-    from lumbar_rsna.series import SeriesConfig
+    from lumbar_rsna.config import SeriesConfig
     cls = cls or SeriesConfig
     return cls.from_recipe(args.recipe, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
@@ -95,15 +97,25 @@ def _summary(res: dict, task: str) -> str:
     "A run's result in a line, its validation figures named for what they are."
     get = lambda k: res.get(k, float('nan'))
     if task == 'localize':
-        return f'mean error {get("val_loss"):.2f} mm, within 5 mm {get("val_within_5mm"):.1%}'
-    if task == 'grade':
-        return f'validation score {get("val_score"):.4f} (weighted cross-entropy {get("val_ce"):.4f})'
-    return f'validation weighted cross-entropy {get("val_loss"):.4f}, score {get("val_score"):.4f}'
+        return (f'validation mean error {get("val_loss"):.2f} mm (capped at 50), median {get("val_median_mm"):.2f} mm, '
+                f'within 5 mm {get("val_within_5mm"):.1%}')
+    ce = res.get('val_ce', get('val_loss'))     # stage 2 watches the score, a series model the cross-entropy
+    return f'validation competition score {get("val_score"):.4f}, weighted cross-entropy {ce:.4f}'
+
+def print_label_fixes(out, res: dict):
+    "The labelled points the run's datasets moved or left out, by rule (each was warned, naming the series), if any."
+    fixes = res.get('label_fixes') or {}
+    moved = fixes.get('moved to a neighbouring slice', 0)
+    lost = {k: n for k, n in fixes.items() if k != 'moved to a neighbouring slice'}
+    if moved: print(f'{out}: {moved} labelled points moved to a neighbouring slice (their instance is not in its series)')
+    why = '; '.join(f'{n}: {k}' for k, n in lost.items())
+    if lost: print(f'{out}: {sum(lost.values())} labelled points left out ({why})')
 
 def cmd_train(args) -> int:
     "Train a series type's model (`train`), a localiser (`train-localizer`) or stage 2 (`train-grader`): the command's config class is `args.config`."
     for out, res in train_from_args(args, args.config).items():
         print(f'{out}: best epoch {res["best_epoch"]}, {_summary(res, args.config.task)}')
+        print_label_fixes(out, res)
     return 0
 
 def cmd_localize(args) -> int:
@@ -114,6 +126,7 @@ def cmd_localize(args) -> int:
     print(f'wrote {args.out}: {len(pred)} findings of {pred.study_id.nunique()} studies')
     if args.report:
         from lumbar_rsna.analysis import localization_errors, localization_report
+        from lumbar_rsna.core import read_coordinates
         truth = root/('train_label_coordinates.csv' if args.split == 'train' else 'phantom_test_coordinates.csv')
         if not truth.exists(): raise FileNotFoundError(f'{truth}: no labelled coordinates of the {args.split} studies to report against')
         t = read_coordinates(truth)
@@ -233,7 +246,7 @@ class _Help(argparse.HelpFormatter):
 
 def add_config_options(p: argparse.ArgumentParser, cls):
     "One option per field of config dataclass `cls`, with the field's help; options not given are absent from the namespace, so a recipe's value stands."
-    from lumbar_rsna.train import TrainConfig
+    from lumbar_rsna.config import TrainConfig
     hints, shared = typing.get_type_hints(cls), {f.name for f in dataclasses.fields(TrainConfig)}
     for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):     # the task's own options first, then the loop's
         md, t = f.metadata, hints[f.name]
@@ -290,9 +303,7 @@ def _weights_option(s):
 
 def _model_commands(sub):
     "train, train-localizer, localize, train-grader, calibrate, predict: commands on models."
-    from lumbar_rsna.series import SeriesConfig
-    from lumbar_rsna.localize import LocalizerConfig
-    from lumbar_rsna.grade import GradeConfig
+    from lumbar_rsna.config import SeriesConfig, LocalizerConfig, GradeConfig        # light: no torch, timm or pandas
     _train_command(sub, 'train', "train one series type's model", SeriesConfig, cmd_train)
     _train_command(sub, 'train-localizer', "train one series type's localiser (stage 1)", LocalizerConfig, cmd_train)
     s = sub.add_parser('localize', help='write the coordinates of every finding (stage 1)')
@@ -374,6 +385,7 @@ OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',), 'tr
 
 def check_outputs(args):
     "Before any work: every path a command will write must be writable (a read-only `/kaggle/input` fails at once, not after an hour)."
+    from lumbar_rsna.core import check_writable
     for k in OUTPUTS.get(args.command, ()):
         v = getattr(args, k, None)
         for path in (v if isinstance(v, list) else [v] if v is not None else []): check_writable(path)
@@ -381,6 +393,7 @@ def check_outputs(args):
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `lumbar-rsna`: a user's mistake is one line `lumbar-rsna <command>: error: …` and status 2; a warning is one line too."
     args = parser().parse_args(argv)
+    from lumbar_rsna.core import DataFormatError, SubmissionError      # pandas: only once a command runs
     show = warnings.showwarning
     warnings.showwarning = lambda message, *a, **k: print(f'lumbar-rsna {args.command}: warning: {message}', file=sys.stderr)
     try:
@@ -390,3 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f'lumbar-rsna {args.command}: error: {e}', file=sys.stderr)
         return 2
     finally: warnings.showwarning = show
+
+# %% ../nbs/90_cli.ipynb #65a3bb54
+#| eval: false
+if __name__ == '__main__' and not hasattr(__import__('builtins'), '__IPYTHON__'):   # `python -m lumbar_rsna.cli`, not a notebook
+    sys.exit(main())

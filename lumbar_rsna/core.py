@@ -12,8 +12,8 @@ import numpy as np, pandas as pd
 # %% auto #0
 __all__ = ['CONDITIONS', 'CONDITION_NAMES', 'CONDITION_SLUGS', 'LEVELS', 'LEVEL_NAMES', 'LEVEL_SLUGS', 'SEVERITIES', 'PRED_COLS',
            'SEVERITY_WEIGHTS', 'SERIES_TYPES', 'SERIES_CONDITIONS', 'LABEL_COLS', 'GROUPS', 'KAGGLE_DATA', 'label_col',
-           'split_label_col', 'series_label_cols', 'series_slug', 'condition_group', 'row_id', 'parse_row_id',
-           'DataFormatError', 'read_csv_file', 'read_json', 'read_train', 'read_series_descriptions',
+           'split_label_col', 'check_series_type', 'series_label_cols', 'series_slug', 'condition_group', 'row_id',
+           'parse_row_id', 'DataFormatError', 'read_csv_file', 'read_json', 'read_train', 'read_series_descriptions',
            'read_coordinates', 'read_sample_submission', 'labels_long', 'labels_wide', 'cache_root',
            'resolve_data_root', 'dataset_fingerprint', 'find_real_csvs', 'submission_rows', 'fit_prior',
            'uniform_prior', 'prior_submission', 'SubmissionError', 'check_submission_frame', 'validate_submission',
@@ -55,6 +55,11 @@ def split_label_col(col: str) -> tuple[str, str]:
     "The (condition, level) slugs of a label column."
     if col not in _COL_PARTS: raise ValueError(f'unknown label column {col!r}')
     return _COL_PARTS[col]
+
+def check_series_type(series_type: str) -> str:
+    "`series_type` if it is one of the competition's three, else a `ValueError` naming it."
+    if series_type not in SERIES_TYPES: raise ValueError(f'unknown series type {series_type!r}; expected one of {list(SERIES_TYPES)}')
+    return series_type
 
 def series_label_cols(series_type: str) -> list[str]:
     "The label columns a model of `series_type` predicts, condition-major."

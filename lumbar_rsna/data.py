@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
-from .core import LEVELS, SEVERITIES, SERIES_TYPES, SERIES_CONDITIONS, series_label_cols, labels_long
-from .cache import CachedSeries, load_cached, read_cache_index
+from .core import LEVELS, SEVERITIES, SERIES_TYPES, SERIES_CONDITIONS, series_label_cols, labels_long, check_series_type
+import warnings
+from .core import CONDITION_SLUGS, CONDITION_NAMES
+from .cache import CachedSeries, load_cached, read_cache_index, series_file
 
 # %% auto #0
-__all__ = ['even_slices', 'to_channels', 'series_input', 'side_swap', 'check_series_type', 'make_folds', 'split_by_fold',
-           'SeriesDataset', 'series_targets', 'flip_sides', 'augment', 'dataset_items', 'show_batch']
+__all__ = ['SERIES_TYPE_OF', 'LABEL_FIXES', 'even_slices', 'to_channels', 'series_input', 'side_swap', 'make_folds',
+           'split_by_fold', 'SeriesDataset', 'series_targets', 'flip_sides', 'augment', 'dataset_items',
+           'neighbour_instance', 'check_labels', 'show_batch']
 
 # %% ../nbs/05_data.ipynb #39f732db
 def even_slices(n: int, k: int) -> np.ndarray:
@@ -43,9 +46,6 @@ def side_swap(series_type: str) -> np.ndarray | None:
     n = len(LEVELS)
     return np.r_[np.arange(n, 2 * n), np.arange(n)]
 
-def check_series_type(series_type: str) -> str:
-    if series_type not in SERIES_TYPES: raise ValueError(f'unknown series type {series_type!r}; expected one of {list(SERIES_TYPES)}')
-    return series_type
 
 # %% ../nbs/05_data.ipynb #42143bdd
 def make_folds(train: pd.DataFrame, n_folds: int = 5, seed: int = 0) -> pd.Series:
@@ -129,6 +129,97 @@ def dataset_items(cache_dir, split: str = 'train', size: int | None = None) -> p
     idx = read_cache_index(cache_dir, size)
     if not len(idx): raise FileNotFoundError(f'{cache_dir}: no cache index{"" if size is None else f" at size {size}"}; run `lumbar-rsna preprocess` first')
     return idx[(idx.split == split) & (idx.status == 'ok')].reset_index(drop=True)
+
+# %% ../nbs/05_data.ipynb #764da714
+SERIES_TYPE_OF = {c: t for t, cs in SERIES_CONDITIONS.items() for c in cs}   # the series type of each condition's labels
+
+LABEL_FIXES = {   # what is done to a coordinate row and why → what the warning says of the rows
+    'moved to a neighbouring slice': 'name an instance that is not in its series (a file absent from it); moved to '
+                                     'the nearer slice beside the gap',
+    'another series type': "sit on a series of another type than their condition's; left out",
+    'instance not in its series': 'name an instance that is not in its series (a file absent from it), with no slice '
+                                  'beside the gap near enough; left out',
+    'instance on several slices': 'name an instance number that more than one slice of its series has; left out',
+}
+
+def _geometry(cache_dir, r: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "(instance numbers, positions, orientations) of a cached series (index entry `r`), read without its pixels."
+    with np.load(series_file(cache_dir, r['split'], r['study_id'], r['series_id'], int(r['size']))) as z:
+        return z['instance_numbers'], z['positions'], z['orientations']
+
+def neighbour_instance(inst: np.ndarray,  # instance numbers of a series' slices
+                       pos: np.ndarray,   # their positions (S, 3), mm
+                       ori: np.ndarray,   # their orientations (S, 6)
+                       n: int,            # an instance number the series lacks
+                       tol_mm: float = 7.0,  # farthest a slice may be from where instance `n` would lie
+                      ) -> int | None:
+    "The instance number of the slice nearest to where missing instance `n` would lie, if within `tol_mm`."
+    # where it would lie: between the nearest numbers present on either side (each on one slice, same orientation),
+    # positions linear in number; a tie goes to the lower number
+    lo, hi = inst[inst < n], inst[inst > n]
+    if not len(lo) or not len(hi): return None
+    a, b = np.flatnonzero(inst == lo.max()), np.flatnonzero(inst == hi.min())
+    if len(a) != 1 or len(b) != 1 or np.abs(ori[a[0]] - ori[b[0]]).max() > 0.01: return None
+    normal = np.cross(ori[a[0], :3], ori[a[0], 3:])
+    along = pos @ normal
+    t = (n - inst[a[0]]) / (inst[b[0]] - inst[a[0]])
+    d = np.abs(along[[a[0], b[0]]] - (along[a[0]] + t * (along[b[0]] - along[a[0]])))
+    k = [a[0], b[0]][int(d.argmin())]
+    return int(inst[k]) if d.min() <= tol_mm else None
+
+def _label_fixes(coords: pd.DataFrame, index: pd.DataFrame, cache_dir, tol_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    "Per coordinate row, the `LABEL_FIXES` reason ('' when it stands as it is) and the instance number it ends on."
+    type_of = dict(zip(index.series_id, index.series_description))
+    ok = {int(r['series_id']): r for r in index[index.status == 'ok'].to_dict('records')}
+    want = coords.condition.map(lambda c: SERIES_TYPE_OF[CONDITION_SLUGS.get(c, c)])
+    have = coords.series_id.map(type_of)
+    wrong = (have.notna() & (have != want)).to_numpy()
+    seen = {}
+    why = np.where(wrong, 'another series type', '').astype(object)
+    to = coords.instance_number.to_numpy().copy()
+    for i, (s, n) in enumerate(zip(coords.series_id, coords.instance_number)):
+        if wrong[i] or s not in ok: continue   # a series that did not load is a missing view, said by preprocess
+        if s not in seen: seen[s] = _geometry(cache_dir, ok[s])
+        hits = int((seen[s][0] == n).sum())
+        if hits > 1: why[i] = 'instance on several slices'
+        if hits: continue
+        m = neighbour_instance(*seen[s], n, tol_mm)
+        why[i] = 'instance not in its series' if m is None else 'moved to a neighbouring slice'
+        to[i] = n if m is None else m
+    return why, to
+
+def _left_out_detail(rows: pd.DataFrame, reason: str, type_of: dict) -> str:
+    "The series (and instances) of the rows left out for `reason`, the first ten."
+    if reason == 'moved to a neighbouring slice':
+        items = [f'series {r.series_id} instance {r.instance_number} → {r.to} (study {r.study_id})'
+                 for r in rows.drop_duplicates(['series_id', 'instance_number']).itertuples()]
+    elif reason == 'another series type':
+        g = rows.groupby(['study_id', 'condition', 'series_id'], sort=False).size()
+        items = [f'study {st}: {CONDITION_NAMES.get(c, c)} on {type_of[se]} series {se} ({n})'
+                 for (st, c, se), n in g.items()]
+    else:
+        items = [f'series {r.series_id} instance {r.instance_number} (study {r.study_id})'
+                 for r in rows.drop_duplicates(['series_id', 'instance_number']).itertuples()]
+    return '; '.join(items[:10]) + ('; …' if len(items) > 10 else '')
+
+def check_labels(coords: pd.DataFrame, # coordinate rows (train_label_coordinates.csv's columns)
+                 index: pd.DataFrame,  # cache index entries of the series the rows may name (only their studies' rows)
+                 cache_dir,            # the cache the entries are in
+                 tol_mm: float = 7.0,  # how far a slice beside a missing instance may be from where it would lie
+                ) -> tuple[pd.DataFrame, dict]:
+    "(rows of `index`'s studies, each on one slice of its condition's series type; {what was done: rows}) by `LABEL_FIXES`."
+    # one warning per rule, naming the series and instances
+    coords = coords[coords.study_id.isin(index.study_id)].reset_index(drop=True)
+    why, to = _label_fixes(coords, index, cache_dir, tol_mm)
+    type_of = dict(zip(index.series_id, index.series_description))
+    counts = {}
+    for reason, text in LABEL_FIXES.items():
+        rows = coords[why == reason].assign(to=to[why == reason])
+        if not len(rows): continue
+        counts[reason] = len(rows)
+        warnings.warn(f'{len(rows)} labelled points {text}: {_left_out_detail(rows, reason, type_of)}')
+    keep = (why == '') | (why == 'moved to a neighbouring slice')
+    return coords.assign(instance_number=to)[keep].reset_index(drop=True), counts
 
 # %% ../nbs/05_data.ipynb #18d7f620
 def show_batch(ds: SeriesDataset, n: int = 4):

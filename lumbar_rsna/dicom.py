@@ -16,8 +16,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 # %% auto #0
-__all__ = ['DicomError', 'Note', 'Volume', 'read_dicom', 'Slice', 'read_slices', 'load_stacks', 'load_series', 'project_point',
-           'level_slices', 'show_series']
+__all__ = ['ORIENTATION_TOL', 'DicomError', 'Note', 'Volume', 'read_dicom', 'Slice', 'read_slices', 'orientation_groups',
+           'plane_of', 'load_stacks', 'load_series', 'project_point', 'level_slices', 'show_series']
 
 # %% ../nbs/02_dicom.ipynb #8416788a
 class DicomError(ValueError):
@@ -69,9 +69,14 @@ class Volume:
     def normal(self) -> np.ndarray: return np.cross(self.row_dir, self.col_dir)
 
     def slice_of(self, instance_number: int) -> int:
-        "Index in `pixels` of the slice with this InstanceNumber."
+        "Index in `pixels` of the slice with this InstanceNumber; `KeyError` naming it when no slice, or more than one, has it."
         hit = np.flatnonzero(self.instance_numbers == int(instance_number))
-        if not len(hit): raise KeyError(f'series {self.series_id}: no instance {instance_number} (has {sorted(self.instance_numbers.tolist())})')
+        if not len(hit):
+            have = sorted(self.instance_numbers.tolist())
+            raise KeyError(f'series {self.series_id}: no instance {instance_number} (has {have})')
+        if len(hit) > 1:
+            raise KeyError(f'series {self.series_id}: instance {instance_number} is on more than one slice ({len(hit)}): '
+                           'a coordinate on it names no slice for sure')
         return int(hit[0])
 
     @property
@@ -198,9 +203,48 @@ def _instance_number(ds) -> int | None:
     try: return int(ds.get('InstanceNumber'))
     except (TypeError, ValueError): return None
 
+def _file_numbers(slices: list[Slice]) -> list[int] | None:
+    "The number each file name gives (`<instance>.dcm`, as the competition names them); None unless every file has its own."
+    stems = [s.file.stem for s in slices]
+    if not all(x.isdigit() for x in stems): return None
+    nums = [int(x) for x in stems]
+    return nums if len(set(nums)) == len(nums) else None
+
+def _named_instances(slices: list[Slice], got: list, named: list[int], notes: list) -> np.ndarray:
+    "The file names' numbers, with a note on the headers that are missing or say another number."
+    missing = {s.file.name: n for s, g, n in zip(slices, got, named) if g is None}
+    if missing:
+        notes.append(Note('no InstanceNumber', f'{len(missing)} files have no valid InstanceNumber; '
+                          f'numbered by their file names {dict(list(missing.items())[:5])}'))
+    off = {s.file.name: g for s, g, n in zip(slices, got, named) if g is not None and g != n}
+    if off:
+        notes.append(Note('InstanceNumber vs file name', f'{len(off)} files have an InstanceNumber other than their file '
+                          f'names\' ({dict(list(off.items())[:5])}, file: header); the file names are kept, as '
+                          'coordinates name the file `<instance>.dcm`'))
+    return np.array(named)
+
+def _gap_note(inst: np.ndarray) -> Note | None:
+    "A note on the numbers missing between the smallest and largest instance number (files absent from the series)."
+    have = np.unique(inst)
+    d = np.diff(have)
+    if not (d > 1).any(): return None
+    lost = [n for i in np.flatnonzero(d > 1)[:10] for n in range(int(have[i]) + 1, int(have[i + 1]))][:10]
+    n = int((d - 1).sum())
+    return Note('instance gap', f'instance numbers {int(have[0])}…{int(have[-1])} lack {n} ({lost}{" …" if n > 10 else ""}): '
+                'a coordinate on a missing instance names no slice and is left out')
+
 def _instance_numbers(slices: list[Slice], notes: list) -> np.ndarray:
-    "InstanceNumber of each slice; a file without one takes the number of its file name when no other file has it (the competition names files `<instance>.dcm`), else one after the largest."
+    "The identity of each slice, the number coordinates name: the file name's when every file is named by its own number (the competition's `<instance>.dcm`; headers that are missing or disagree are noted), else InstanceNumber, a file without one taking its file name's number when free, else one after the largest."
     got = [_instance_number(s.ds) for s in slices]
+    named = _file_numbers(slices)
+    inst = _named_instances(slices, got, named, notes) if named is not None else _header_instances(slices, got, notes)
+    if (inst == 0).any(): notes.append(Note('InstanceNumber 0', f'{int((inst == 0).sum())} files have InstanceNumber 0 (kept as 0)'))
+    gap = _gap_note(inst)
+    if gap: notes.append(gap)
+    return inst
+
+def _header_instances(slices: list[Slice], got: list, notes: list) -> np.ndarray:
+    "InstanceNumber of each slice (files not named by their numbers); a repeated one is noted: coordinates on it are refused."
     missing = [i for i, n in enumerate(got) if n is None]
     used = {n for n in got if n is not None}
     for i in missing:
@@ -208,11 +252,11 @@ def _instance_numbers(slices: list[Slice], notes: list) -> np.ndarray:
         got[i] = int(stem) if stem.isdigit() and int(stem) not in used else max(used, default=0) + 1
         used.add(got[i])
     if missing: notes.append(Note('no InstanceNumber', f'{len(missing)} files have no valid InstanceNumber; numbered {dict((slices[i].file.name, got[i]) for i in missing[:5])} from their file names where free, else after the largest'))
-    inst = np.array(got)
-    if (inst == 0).any(): notes.append(Note('InstanceNumber 0', f'{int((inst == 0).sum())} files have InstanceNumber 0 (kept as 0)'))
     rep = sorted(n for n, c in Counter(got).items() if c > 1)
-    if rep: notes.append(Note('repeated InstanceNumber', f'InstanceNumbers {rep[:10]} appear on more than one file; a coordinate on one refers to the first in spatial order'))
-    return inst
+    if rep:
+        notes.append(Note('repeated InstanceNumber', f'InstanceNumbers {rep[:10]} appear on more than one file; '
+                          'a coordinate on one of them names no slice for sure and is refused'))
+    return np.array(got)
 
 def _pixel_spacings(slices: list[Slice], notes: list) -> np.ndarray:
     "PixelSpacing of each slice (S, 2); a file without a valid one takes the others' most common, or 1 mm when none has one."
@@ -238,8 +282,9 @@ def _by_instance(sr: _Series) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]
     "(positions, orientations, [order]) when some files lack geometry: the whole series in InstanceNumber order, positions made up along the normal so that anatomical order is instance order."
     plane = lambda o: o is not None and np.linalg.norm(_normals(o)) > 0.5
     bad = [s.file.name for s in sr.slices if s.position is None or not plane(s.orientation)]
-    known = Counter(tuple(s.orientation) for s in sr.slices if plane(s.orientation))
-    ori = np.array(known.most_common(1)[0][0] if known else (1., 0, 0, 0, 1, 0))
+    known = np.array([s.orientation for s in sr.slices if plane(s.orientation)])
+    group = orientation_groups(known) if len(known) else None
+    ori = known[group == np.bincount(group).argmax()][0] if len(known) else np.array((1., 0, 0, 0, 1, 0))
     sr.notes.append(Note('no geometry', f'{len(bad)} of {len(sr.slices)} files lack a valid ImagePositionPatient/ImageOrientationPatient ({bad[:5]}); '
                          'slices ordered by InstanceNumber, positions made up (projection between series is unreliable)'))
     n = _normals(ori); axis = int(np.abs(n).argmax())
@@ -248,12 +293,27 @@ def _by_instance(sr: _Series) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]
     pos = np.empty((len(order), 3)); pos[order] = np.arange(len(order))[:, None] * step
     return pos, np.tile(ori, (len(order), 1)), [order]
 
+ORIENTATION_TOL = 0.01   # direction cosines that differ by less (about 0.5°) are one orientation: scanners and converters write float noise
+
+def orientation_groups(ori: np.ndarray, tol: float = ORIENTATION_TOL) -> np.ndarray:
+    "A group number for each orientation of `ori` (S, 6): one joins the first group whose first member is within `tol` of it in every cosine; groups numbered in order of appearance."
+    first, out = [], np.empty(len(ori), int)
+    for i, o in enumerate(np.asarray(ori, float)):
+        g = next((j for j, f in enumerate(first) if np.abs(o - f).max() < tol), len(first))
+        if g == len(first): first.append(o)
+        out[i] = g
+    return out
+
+def plane_of(orientation) -> str:
+    "The plane an orientation (6,) shows, by its normal's largest component: 'sagittal' (x), 'coronal' (y) or 'axial' (z)."
+    return ('sagittal', 'coronal', 'axial')[int(np.abs(_normals(orientation)).argmax())]
+
 def _stacks(sr: _Series) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     "(positions, orientations, stacks): each stack (slices sharing an orientation) as indices in order along its normal without repeated positions, largest first."
     if any(s.position is None or s.orientation is None for s in sr.slices): return _by_instance(sr)
     pos, ori = np.array([s.position for s in sr.slices]), np.array([s.orientation for s in sr.slices])
     if (np.linalg.norm(_normals(ori), axis=1) < 0.5).any(): return _by_instance(sr)        # an orientation that gives no plane
-    group = np.unique(np.round(ori, 2), axis=0, return_inverse=True)[1].ravel()
+    group = orientation_groups(ori)
     stacks = []
     for g in range(group.max() + 1):
         idx = np.flatnonzero(group == g)
@@ -286,7 +346,7 @@ def _volume(sr: _Series, order: np.ndarray, pos: np.ndarray, ori: np.ndarray) ->
     pixels = np.stack(px)
     if pixels.dtype.kind not in 'iu' or pixels.dtype.itemsize > 2: pixels = pixels.astype(np.float32)
     pos, ori = pos[order], ori[order]
-    same = (np.abs(ori - ori[0]) < 0.01).all(1)
+    same = (np.abs(ori - ori[0]) < ORIENTATION_TOL).all(1)
     along = pos[same] @ _normals(ori[0])
     ds0 = sr.slices[order[0]].ds
     step = float(np.median(np.abs(np.diff(along)))) if len(along) > 1 else float(ds0.get('SpacingBetweenSlices') or ds0.get('SliceThickness') or 1)

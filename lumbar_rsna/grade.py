@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from .core import CONDITIONS, CONDITION_SLUGS, LEVELS, LEVEL_SLUGS, SEVERITIES, PRED_COLS, read_coordinates, read_train
 from .dicom import Volume
-from .cache import SeriesMemory, nearest_slice
-from .data import dataset_items, split_by_fold
+from .cache import SeriesMemory, label_slice
+from .data import dataset_items, split_by_fold, check_labels
 from .model import CLASS_WEIGHTS, create_backbone, loss_fn, probabilities, predict_batches
 from .metrics import validation_scores
 from .train import ModelConfig, Task, arg
@@ -22,9 +22,8 @@ from .runs import TrainedModel, apply_temperature, ensemble_mean, batch_size_for
 from .localize import geometry, side_sign, pixel_to_norm
 
 # %% auto #0
-__all__ = ['VIEWS', 'MIRROR', 'GRADE_RECIPES', 'flips_columns', 'crop_view', 'GraderModel', 'level_points', 'GradeDataset',
-           'mirror_views', 'any_severe_loss', 'grade_loss', 'GradeConfig', 'grade_step', 'grade_frame', 'grade_scores',
-           'GradeTask', 'grade_studies']
+__all__ = ['VIEWS', 'MIRROR', 'flips_columns', 'crop_view', 'GraderModel', 'level_points', 'GradeDataset', 'mirror_views',
+           'any_severe_loss', 'grade_loss', 'grade_step', 'grade_frame', 'grade_scores', 'GradeTask', 'grade_studies']
 
 # %% ../nbs/11_grade.ipynb #785d0893
 VIEWS = dict(zip(CONDITIONS, ('Sagittal T2/STIR', 'Sagittal T1', 'Sagittal T1', 'Axial T2', 'Axial T2')))   # the series type of each condition's view
@@ -105,6 +104,7 @@ class GradeDataset(torch.utils.data.Dataset):
                  memory: float = 2 ** 30):
         self.studies = [int(s) for s in studies]
         self.samples = [(s, lv) for s in self.studies for lv in LEVELS]
+        coords, self.label_fixes = check_labels(coords, index[index.study_id.isin(self.studies)], cache_dir)   # {rule: points}
         self.points, self.cache_dir = level_points(coords), cache_dir
         self.index = {(int(r['study_id']), int(r['series_id'])): r for r in index.to_dict('records')}
         self.crop_mm, self.crop_px, self.n_slices, self.augment, self.jitter_mm, self.jitter_slice, self.seed, self.epoch = crop_mm, crop_px, n_slices, augment, jitter_mm, jitter_slice, seed, 0
@@ -136,7 +136,8 @@ class GradeDataset(torch.utils.data.Dataset):
         s = self.series(study, int(p.series_id))
         if s is None: return torch.zeros(self.n_slices, self.crop_px, self.crop_px)
         image, v = s
-        k, x, y = nearest_slice(v.instance_numbers, p.instance_number), float(p.x), float(p.y)
+        k, x, y = label_slice(v.instance_numbers, p.instance_number), float(p.x), float(p.y)
+        if k is None: return torch.zeros(self.n_slices, self.crop_px, self.crop_px)          # left out by check_labels
         if rng is not None:
             if rng.random() < self.jitter_slice: k = int(np.clip(k + rng.choice([-1, 1]), 0, len(image) - 1))
             x, y = x + rng.normal(0, self.jitter_mm) / v.spacings[k, 1], y + rng.normal(0, self.jitter_mm) / v.spacings[k, 0]
@@ -185,39 +186,7 @@ def grade_loss(logits: torch.Tensor, y: torch.Tensor, any_severe: float = 1.0) -
     return sum(v * w for v, w in terms) / sum(w for _, w in terms)
 
 # %% ../nbs/11_grade.ipynb #aebe1ab8
-@dataclass
-class GradeConfig(ModelConfig):
-    "Stage 2's run: the loop's settings, the dataset and backbone (`ModelConfig`), the crops, the loss, and the coordinates validation uses."
-    task: ClassVar[str] = 'grade'
-    paths: ClassVar[tuple] = ('data', 'cache', 'weights', 'coordinates')
-    batch_size: int = arg(8, 'studies per batch (each 5 levels × 5 views × n_slices crops; per process under torchrun)')
-    cache_size: int = arg(512, 'size of the cached slices the crops are taken from')
-    coordinates: str | None = arg(None, "predicted coordinates of the validation studies (`localize --split train` with the localisers of the same fold); default: the labelled ones")
-    crop_mm: float = arg(48.0, 'side of a crop in patient mm')
-    crop_px: int = arg(96, 'side of a crop in pixels')
-    n_slices: int = arg(5, 'slices per crop, centred on the finding')
-    jitter_mm: float = arg(2.0, 'training: in-plane jitter of the labelled point (sd, mm), like stage 1 errors')
-    jitter_slice: float = arg(0.3, 'training: chance of a neighbouring slice instead of the labelled one')
-    augment: bool = arg(True, 'jitter, mirror, contrast and gamma', flag='--no-augment', flag_help='no jitter, mirroring or intensity changes')
-    any_severe: float = arg(0.0, "weight of the any_severe_spinal term in the loss beside the three groups' (1: as the metric weighs it; 0: left out, which scored better in the demo)")
-    tta: bool = arg(True, "validation, calibration and prediction average each study's prediction with its mirror image's", flag='--no-tta', flag_help='no test-time mirroring')
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.crop_px < 16 or self.cache_size < 32: raise ValueError(f'crop_px must be at least 16 and cache_size at least 32, got {self.crop_px} and {self.cache_size}')
-        if not self.crop_mm > 0 or self.n_slices < 1: raise ValueError(f'crop_mm must be positive and n_slices at least 1, got {self.crop_mm} and {self.n_slices}')
-        if not self.any_severe >= 0: raise ValueError(f'any_severe must be at least 0, got {self.any_severe}')
-
-    @property
-    def name(self) -> str: return 'grade (two-stage)'
-
-GRADE_RECIPES = {
-    'full': dict(),
-    'demo': dict(model='test_efficientnet', cache_size=96, crop_px=32, crop_mm=40.0, n_slices=3, epochs=8, batch_size=4, patience=4, n_folds=4, workers=0),
-    'tiny': dict(model='test_efficientnet', cache_size=64, crop_px=16, crop_mm=40.0, n_slices=3, epochs=2, batch_size=2, n_folds=3, workers=0),
-}
-
-GradeConfig.recipes = GRADE_RECIPES
+from .config import GradeConfig, GRADE_RECIPES     # the settings live in `lumbar_rsna.config`
 
 def grade_step(model: nn.Module, x: torch.Tensor, tta: bool = True) -> torch.Tensor:
     "Class probabilities (…, 5, 3) of crops (…, 5 views, S, H, W); with `tta`, the mean of the study's and its mirror image's (mapped back)."
@@ -255,7 +224,9 @@ class GradeTask(Task):
     def loss(self, output, target): return grade_loss(output, target, self.cfg.any_severe)
     def predict_step(self, model, x): return grade_step(model, x, self.cfg.tta)
     def metrics(self, outputs, ds) -> dict: return grade_scores(outputs.numpy(), ds)
-    def meta(self) -> dict: return dict(model_name=self.cfg.model, crop_px=self.cfg.crop_px, n_slices=self.cfg.n_slices)
+    def meta(self) -> dict:
+        c = self.cfg
+        return dict(model_name=c.model, crop_px=c.crop_px, n_slices=c.n_slices, crop_mm=c.crop_mm)
 
 # %% ../nbs/11_grade.ipynb #9ebf7f0c
 def grade_studies(graders: list[TrainedModel],  # the stage-2 runs (an ensemble of one or more)

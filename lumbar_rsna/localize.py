@@ -14,17 +14,17 @@ from torch import nn
 from tqdm.auto import tqdm
 from .core import (CONDITION_NAMES, CONDITION_SLUGS, LEVEL_NAMES, LEVEL_SLUGS, LEVELS, read_coordinates, read_train, write_csv_atomic)
 from .dicom import Volume
-from .cache import CachedSeries, SeriesMemory, load_cached, preprocess
-from .data import dataset_items, split_by_fold, check_series_type, make_folds
+from .cache import CachedSeries, SeriesMemory, load_cached, preprocess, series_of_type
+from .data import dataset_items, split_by_fold, check_series_type, make_folds, check_labels
 from .model import create_backbone
 from .train import ModelConfig, Task, arg
 from .runs import Models, TrainedModel, autocast, batch_size_for, out_of_fold
 
 # %% auto #0
-__all__ = ['LOCALIZER_CONDITIONS', 'LOCALIZER_RECIPES', 'COORD_COLS', 'n_channels', 'side_sign', 'geometry', 'channel_of',
-           'slice_gaps', 'pixel_to_norm', 'norm_to_pixel', 'slice_targets', 'LocalizerModel', 'localizer_loss',
-           'slice_input', 'augment_slice', 'LocalizerDataset', 'run_heatmaps', 'series_peaks', 'peaks', 'heatmap_peaks',
-           'ordered_levels', 'sagittal_points', 'axial_points', 'LocalizerConfig', 'localizer_data', 'truth_points',
+__all__ = ['LOCALIZER_CONDITIONS', 'COORD_COLS', 'n_channels', 'side_sign', 'geometry', 'channel_of', 'slice_gaps',
+           'pixel_to_norm', 'norm_to_pixel', 'slice_targets', 'LocalizerModel', 'localizer_loss', 'slice_input',
+           'augment_slice', 'LocalizerDataset', 'run_heatmaps', 'series_peaks', 'peaks', 'heatmap_peaks',
+           'ordered_levels', 'sagittal_points', 'most_confident', 'axial_points', 'localizer_data', 'truth_points',
            'localizer_scores', 'LocalizerTask', 'canal_levels', 'localize_study', 'oof_localizers', 'localize',
            'show_localization', 'plot_localization_errors']
 
@@ -159,6 +159,7 @@ class LocalizerDataset(torch.utils.data.Dataset):
         self.series_type, self.cache_dir, self.image_size, self.augment, self.seed, self.epoch = check_series_type(series_type), cache_dir, image_size, augment, seed, 0
         pts = coords.assign(condition=coords.condition.map(CONDITION_SLUGS), level=coords.level.map(LEVEL_SLUGS))
         pts = pts[pts.condition.isin(LOCALIZER_CONDITIONS[series_type])]
+        pts, self.label_fixes = check_labels(pts, items, cache_dir)   # {what was done: labelled points}, each warned
         items = items[(items.series_description == series_type) & items.series_id.isin(pts.series_id)].reset_index(drop=True)
         if not len(items): raise ValueError(f'no labelled {series_type!r} series in this selection')
         self.items, self.points = items, {s: g for s, g in pts.groupby('series_id')}
@@ -291,6 +292,14 @@ def sagittal_points(series_type: str, P: torch.Tensor, v: Volume, midline: float
             out.append(_row(cond, LEVELS[c], v, kk, u, w, 1 / (1 + np.exp(-sc))))
     return out
 
+def most_confident(points: list[dict]) -> list[dict]:
+    "Per condition and level, the most confident of `points` (found on several series of one type, e.g. two Sagittal T1)."
+    best = {}
+    for p in points:
+        key = (p['condition'], p['level'])
+        if key not in best or p['confidence'] > best[key]['confidence']: best[key] = p
+    return list(best.values())
+
 def axial_points(P: torch.Tensor, v: Volume, canal: dict) -> list[dict]:
     "Recess points of an axial series from its heatmaps' peaks (S, 2, k, 3) and the canal's patient position per level (`canal`: level → (3,) mm): the slice nearest the canal point, or a neighbour in its stack where the heatmap peaks higher (a Gaussian prior of one slice gap on the distance), and per side its point."
     h, out, gaps = torch.cat([P[:, :, 0, :1].sigmoid(), P[:, :, 0, 1:]], -1).numpy(), [], slice_gaps(v)
@@ -307,37 +316,7 @@ def axial_points(P: torch.Tensor, v: Volume, canal: dict) -> list[dict]:
     return out
 
 # %% ../nbs/10_localize.ipynb #8cc060d0
-@dataclass
-class LocalizerConfig(ModelConfig):
-    "A localiser's run: the loop's settings, the dataset and backbone (`ModelConfig`), the series type, the input and the heatmap targets."
-    task: ClassVar[str] = 'localize'
-    model: str = arg('tf_efficientnetv2_s', 'any timm model name with features_only support')
-    series_type: str = arg('Sagittal T2/STIR', '"Sagittal T1" (foramina), "Sagittal T2/STIR" (canal) or "Axial T2" (recesses)', flag='--series', required=True)
-    image_size: int = arg(256, 'model input size in pixels')
-    width: int = arg(64, 'channels of the heatmap decoder')
-    stride: int = arg(2, 'heatmap cells per input pixel side: 2 or 4 (coarser, about twice as fast)', choices=(2, 4))
-    sigma_mm: float = arg(2.5, "how fast a slice's target peak falls with its distance (mm) from the labelled point")
-    far: float = arg(0.25, 'share of the slices far from every labelled point used in each epoch (all of the near ones are)')
-    augment: bool = arg(True, 'mirror, rotation, shift, zoom, contrast and gamma', flag='--no-augment', flag_help='no augmentation')
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_series_type(self.series_type)
-        for k in ('image_size', 'cache_size'):
-            if getattr(self, k) < 32: raise ValueError(f'{k} must be at least 32 pixels, got {getattr(self, k)}')
-        if self.stride not in (2, 4): raise ValueError(f'stride must be 2 or 4, got {self.stride}')
-        if not self.sigma_mm > 0: raise ValueError(f'sigma_mm must be positive, got {self.sigma_mm}')
-
-    @property
-    def name(self) -> str: return f'localize {self.series_type}'
-
-LOCALIZER_RECIPES = {
-    'full': dict(),
-    'demo': dict(model='test_efficientnet', image_size=96, cache_size=96, width=32, lr=3e-3, epochs=5, batch_size=32, patience=4, n_folds=4, workers=0),
-    'tiny': dict(model='test_efficientnet', image_size=64, cache_size=64, width=16, epochs=2, batch_size=8, n_folds=3, workers=0),
-}
-
-LocalizerConfig.recipes = LOCALIZER_RECIPES
+from .config import LocalizerConfig, LOCALIZER_RECIPES     # the settings live in `lumbar_rsna.config`
 
 # %% ../nbs/10_localize.ipynb #5d6c4eac
 def localizer_data(cfg: LocalizerConfig, progress: bool = True):
@@ -387,7 +366,10 @@ class LocalizerTask(Task):
     def loss(self, output, target): return localizer_loss(output, target)
     def predict_step(self, model, x): return heatmap_peaks(model(x))
     def metrics(self, outputs, ds) -> dict: return localizer_scores(outputs, ds)
-    def meta(self) -> dict: return dict(model_name=self.cfg.model, series_type=self.cfg.series_type, channels=n_channels(self.cfg.series_type), stride=self.cfg.stride)
+    def meta(self) -> dict:
+        c = self.cfg
+        return dict(model_name=c.model, series_type=c.series_type, channels=n_channels(c.series_type), stride=c.stride,
+                    image_size=c.image_size, width=c.width)
 
 # %% ../nbs/10_localize.ipynb #2ff10928
 COORD_COLS = ['study_id', 'series_id', 'instance_number', 'condition', 'level', 'x', 'y', 'x_mm', 'y_mm', 'z_mm', 'confidence']
@@ -414,15 +396,15 @@ def canal_levels(rows: list[dict]) -> dict:
 
 def localize_study(study: int, index: pd.DataFrame, cache, localizers: dict, split: str = 'test', tta: bool = True) -> list[dict]:
     "Every finding of one study (its cache index rows) by `localizers` ({series type: [TrainedModel, …]}): canal on Sagittal T2/STIR, foramina on Sagittal T1 (sides split at the canal), recesses on the Axial T2 slices the sagittal levels project to. What cannot be found is missing, with a warning."
-    got = {t: _series_peaks(study, index[index.series_description == t][:1 if t != 'Axial T2' else None], cache, split, localizers[t], tta)
-           for t in localizers}
+    # every series of a type whose slices show its plane is used; per finding, the most confident series' point
+    got = {t: _series_peaks(study, series_of_type(index, t), cache, split, localizers[t], tta) for t in localizers}
     rows = []
     for t in ('Sagittal T2/STIR', 'Sagittal T1'):
         if t not in got: continue
         if not got[t]: warnings.warn(f'study {study}: no usable {t} series: its findings are not localised'); continue
-        v, h = got[t][0]
         mid = canal_levels(rows)
-        rows += sagittal_points(t, h, v, float(np.median([p[0] for p in mid.values()])) if mid else None)
+        x = float(np.median([p[0] for p in mid.values()])) if mid else None
+        rows += most_confident([p for v, h in got[t] for p in sagittal_points(t, h, v, x)])
     canal = canal_levels(rows)
     if got.get('Axial T2') and not canal: warnings.warn(f'study {study}: no sagittal level points to project: the subarticular recesses are not localised')
     best = {}

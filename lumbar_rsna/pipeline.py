@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 from .core import SERIES_TYPES, series_slug
 from .cache import ensure_cached
-from .train import recipe, task_class, train_folds
+from .config import recipe, config_class
+from .train import task_class, train_folds
 from .runs import Models, calibrate_run
 from .localize import localize
 from .predict import cross_validate
@@ -23,7 +24,7 @@ DEFAULT_FOLDS = {'full': 'all', 'demo': '0', 'tiny': '0'}
 
 def task_recipe(task: str, name: str, **settings) -> object:
     "`train.recipe(task, name)` with those of `settings` that `task`'s config has; a setting given as a dict {task: value} goes to those tasks only."
-    fields = {f.name for f in dataclasses.fields(task_class(task).config)}
+    fields = {f.name for f in dataclasses.fields(config_class(task))}
     mine = {k: v[task] if isinstance(v, dict) else v for k, v in settings.items()
             if k in fields and (not isinstance(v, dict) or task in v)}
     return recipe(task, name, **mine)

@@ -14,7 +14,7 @@ from .core import read_json, write_atomic, read_train
 from .data import make_folds
 from .metrics import weighted_log_loss
 from .model import predict_batches
-from .train import TrainConfig, make_task, load_checkpoint
+from .train import TrainConfig, make_task, load_checkpoint, check_meta
 
 # %% auto #0
 __all__ = ['ENSEMBLE_SPACE', 'find_runs', 'read_temperature', 'Run', 'held_out', 'out_of_fold', 'resolve_device', 'autocast',
@@ -141,8 +141,7 @@ def load_run(run, device='cpu', which: str = 'best') -> TrainedModel:
     run = run if isinstance(run, Run) else Run.read(run)
     task, path = make_task(run.cfg), run.path/f'{which}.pt'
     ck = load_checkpoint(path, 'cpu')
-    if ck.get('meta', {}) != task.meta():
-        raise ValueError(f'{path}: checkpoint is for {ck.get("meta", {})}, but the run is configured for {task.meta()}')
+    check_meta(path, ck.get('meta', {}), task.meta())
     model = task.build_model(for_training=False)
     try:
         model.load_state_dict(ck['model'])

@@ -18,43 +18,10 @@ from .cache import CachedSeries
 from .data import series_input
 
 # %% auto #0
-__all__ = ['RECIPES', 'SeriesConfig', 'series_data', 'series_step', 'series_scores', 'SeriesTask', 'predict_series']
+__all__ = ['series_data', 'series_step', 'series_scores', 'SeriesTask', 'predict_series']
 
 # %% ../nbs/09_series.ipynb #afde28ea
-@dataclass
-class SeriesConfig(ModelConfig):
-    "A series model's run: the loop's settings, the dataset and backbone (`ModelConfig`), the series type and the input."
-    task: ClassVar[str] = 'series'
-    series_type: str = arg('Sagittal T1', '"Sagittal T1", "Axial T2" or "Sagittal T2/STIR"', flag='--series', required=True)
-    freeze: float = arg(0.25, 'fraction of backbone parameter tensors frozen, earliest first')
-    image_size: int = arg(224, 'model input size in pixels')
-    slices: int = arg(5, 'slices per series, evenly spaced')
-    mode: str = arg('2.5d', '3 channels from a slice and its neighbours, or one slice repeated', choices=('2.5d', 'repeat'))
-    loss: str = arg('ce', 'cross-entropy weighted 1/2/4 like the metric, or binary cross-entropy', choices=('ce', 'bce'))
-    augment: bool = arg(True, 'flips, rotations, shifts, zoom, contrast and gamma', flag='--no-augment', flag_help='no flips, rotations, shifts, zoom, contrast or gamma')
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_series_type(self.series_type)
-        if self.loss not in ('ce', 'bce'): raise ValueError(f"loss must be 'ce' or 'bce', got {self.loss!r}")
-        if self.mode not in ('2.5d', 'repeat'): raise ValueError(f"mode must be '2.5d' or 'repeat', got {self.mode!r}")
-        for k in ('image_size', 'cache_size'):
-            if getattr(self, k) < 16: raise ValueError(f'{k} must be at least 16 pixels, got {getattr(self, k)}')
-        if self.slices < 1: raise ValueError(f'slices must be at least 1, got {self.slices}')
-        if not 0 <= self.freeze <= 1: raise ValueError(f'freeze is a fraction of the backbone, in 0…1; got {self.freeze}')
-
-    @property
-    def name(self) -> str: return self.series_type
-    @property
-    def n_labels(self) -> int: return len(series_label_cols(self.series_type))
-
-RECIPES = {
-    'full': dict(),
-    'demo': dict(model='test_efficientnet', image_size=96, cache_size=96, slices=5, epochs=30, batch_size=8, patience=12, n_folds=4, workers=0, freeze=0.0),
-    'tiny': dict(model='test_efficientnet', image_size=48, cache_size=48, slices=3, epochs=2, batch_size=4, n_folds=3, workers=0, freeze=0.0),
-}
-
-SeriesConfig.recipes = RECIPES
+from .config import SeriesConfig, RECIPES     # the settings live in `lumbar_rsna.config`, light to import
 
 # %% ../nbs/09_series.ipynb #62a299aa
 def series_data(cfg: SeriesConfig, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
@@ -99,7 +66,8 @@ class SeriesTask(Task):
     def metrics(self, outputs, ds) -> dict: return series_scores(outputs.numpy(), ds)
     def meta(self) -> dict:
         c = self.cfg
-        return dict(model_name=c.model, series_type=c.series_type, n_labels=c.n_labels, slices=c.slices)
+        return dict(model_name=c.model, series_type=c.series_type, n_labels=c.n_labels, slices=c.slices, image_size=c.image_size,
+                    mode=c.mode, loss=c.loss)
 
 # %% ../nbs/09_series.ipynb #3ed6029b
 def predict_series(models: list[TrainedModel],  # the runs of one series type (an ensemble of one or more)

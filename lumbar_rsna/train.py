@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #0dbb5571
 from __future__ import annotations
-import dataclasses, importlib, json, os, time
+import dataclasses, importlib, json, os, time, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import ClassVar
@@ -17,85 +17,13 @@ from .cache import default_cache, ensure_cached
 from .model import predict_batches
 
 # %% auto #0
-__all__ = ['TASKS', 'arg', 'TrainConfig', 'ModelConfig', 'Task', 'task_class', 'make_task', 'recipe', 'EarlyStopping',
-           'cuda_determinism', 'default_workers', 'run_device', 'check_run_folder', 'prepared_datasets', 'Fit',
-           'build_fit', 'save_checkpoints', 'fresh_state', 'load_checkpoint', 'load_last', 'epoch_loader',
-           'train_epoch', 'validate', 'train', 'parse_folds', 'run_status', 'fold_result', 'train_folds', 'plot_log']
+__all__ = ['TASKS', 'Task', 'task_class', 'make_task', 'EarlyStopping', 'cuda_determinism', 'default_workers', 'run_device',
+           'check_run_folder', 'prepared_datasets', 'Fit', 'build_fit', 'save_checkpoints', 'fresh_state',
+           'load_checkpoint', 'check_meta', 'load_last', 'epoch_loader', 'train_epoch', 'validate', 'train',
+           'label_fixes', 'parse_folds', 'run_status', 'fold_result', 'train_folds', 'plot_log']
 
 # %% ../nbs/07_train.ipynb #1a5be792
-def arg(default, help: str, **cli):
-    "A config field with its command-line help; `cli` may rename the option (`flag='--series'`), give `choices`, or mark it `required`."
-    return field(default=default, metadata=dict(help=help, **cli))
-
-@dataclass
-class TrainConfig:
-    "The training loop's settings, shared by every task; a task's config adds its own fields. Saved as config.json beside the checkpoints."
-    task: ClassVar[str] = ''
-    epochs: int = arg(30, 'most epochs')
-    batch_size: int = arg(16, 'samples per batch (per process under torchrun)')
-    lr: float = arg(1e-3, 'Adam learning rate')
-    patience: int = arg(3, 'epochs without a better validation loss before stopping')
-    fold: int = arg(0, 'validation fold')
-    n_folds: int = arg(5, 'study-level folds, stratified on severity')
-    workers: int | None = arg(None, 'DataLoader worker processes (default: 0 on a CPU, up to 8 beside a GPU)')
-    seed: int = arg(0, 'folds, initial weights, data order and augmentation')
-    amp: bool = arg(True, 'mixed precision on CUDA', flag='--no-amp', flag_help='full precision on CUDA')
-    deterministic: bool = arg(True, 'on CUDA: deterministic kernels, so that a resumed run ends where an uninterrupted one would', flag='--fast',
-                              flag_help='on CUDA: cuDNN autotuning instead of deterministic kernels (a resumed run may then differ slightly)')
-
-    def __post_init__(self):
-        for k in ('epochs', 'batch_size', 'patience'):
-            if getattr(self, k) < 1: raise ValueError(f'{k} must be at least 1, got {getattr(self, k)}')
-        if not self.lr > 0: raise ValueError(f'lr must be positive, got {self.lr}')
-        if self.n_folds < 2: raise ValueError(f'n_folds must be at least 2, got {self.n_folds}')
-        if not 0 <= self.fold < self.n_folds: raise ValueError(f'fold must be in 0…{self.n_folds - 1}, got {self.fold}')
-
-    @property
-    def name(self) -> str: return self.task
-
-    def save(self, path): write_atomic(path, lambda p: p.write_text(json.dumps({'task': self.task, **asdict(self)}, indent=1)))
-
-    @staticmethod
-    def load(path) -> 'TrainConfig':
-        "A saved config, as the config class of the task it names."
-        d = read_json(path)
-        cls = task_class(d.pop('task', 'series'), path).config          # files written before tasks existed are series models
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown: raise ValueError(f'{path}: unknown settings {sorted(unknown)}')
-        return cls(**d)
-
-# %% ../nbs/07_train.ipynb #92a8c351
-@dataclass
-class ModelConfig(TrainConfig):
-    "The settings every model of this project adds to the loop's: the dataset and its cache, the backbone and its starting weights, and its named recipes."
-    recipes: ClassVar[dict] = {}                                  # name → settings, e.g. {'full': {}, 'demo': {...}, 'tiny': {...}}
-    paths: ClassVar[tuple] = ('data', 'cache', 'weights')         # kept absolute, so that a run can be calibrated or resumed from any folder
-    data: str | None = arg(None, 'dataset folder (default: $LUMBAR_RSNA_DATA, Kaggle input, or the phantom)')
-    cache: str | None = arg(None, 'preprocessing cache, filled on first use (default: one per dataset under $LUMBAR_RSNA_CACHE or ~/.cache/lumbar_rsna)')
-    model: str = arg('tf_efficientnetv2_s', 'any timm model name')
-    pretrained: bool = arg(False, "timm's ImageNet weights (needs internet)")
-    weights: str | None = arg(None, 'local backbone weights (.safetensors or a torch state dict), the offline way')
-    cache_size: int = arg(256, 'size of the cached slices in pixels')
-    data_id: str | None = arg(None, "fingerprint of the dataset's train.csv and train_series_descriptions.csv, set from `data`", cli=False)
-
-    def __post_init__(self):
-        super().__post_init__()
-        for k in self.paths:
-            if getattr(self, k) is not None: setattr(self, k, str(Path(getattr(self, k)).expanduser().absolute()))
-        if self.data is not None and self.data_id is None: self.data_id = dataset_fingerprint(self.data)
-
-    @classmethod
-    def from_recipe(cls, name: str = 'full', **overrides) -> 'ModelConfig':
-        "The named setting of `cls.recipes` with `overrides` on top."
-        if name not in cls.recipes: raise ValueError(f'unknown recipe {name!r}; expected one of {list(cls.recipes)}')
-        return cls(**{**cls.recipes[name], **overrides})
-
-    def prepared_data(self, progress: bool = True) -> tuple[Path, Path]:
-        "(dataset folder, cache folder with every training series brought up to date at `cache_size`); a dataset that is not the one the run was trained on is refused."
-        root = resolve_data_root(self.data)
-        if self.data_id is not None and dataset_fingerprint(root) != self.data_id:
-            raise ValueError(f"{root}: not the dataset this run was trained on (train.csv or train_series_descriptions.csv changed since: fingerprint {dataset_fingerprint(root)}, the run's {self.data_id})")
-        return root, ensure_cached(root, Path(self.cache) if self.cache else default_cache(root), self.cache_size, progress=progress)
+from .config import arg, TrainConfig, ModelConfig, config_class, recipe   # the settings live in `lumbar_rsna.config`, light to import
 
 # %% ../nbs/07_train.ipynb #44006329
 TASKS: dict[str, type] = {}
@@ -139,12 +67,6 @@ def task_class(name: str, source='') -> type:
 def make_task(cfg: TrainConfig) -> Task:
     "The task of a config."
     return task_class(cfg.task)(cfg)
-
-def recipe(task: str,           # 'series' (the seed's models), 'localize' (stage 1) or 'grade' (stage 2)
-           name: str = 'full',  # the task config's named setting: 'full', 'demo' or 'tiny'
-           **overrides) -> TrainConfig:
-    "The config of `task`'s named recipe with `overrides` on top: one function for every kind of model."
-    return task_class(task).config.from_recipe(name, **overrides)
 
 # %% ../nbs/07_train.ipynb #bea9b9c0
 @dataclass
@@ -252,6 +174,21 @@ def load_checkpoint(path, device='cpu', keys=('model',)) -> dict:
     if not isinstance(ck, dict) or not set(keys) <= set(ck): raise ValueError(f'{path}: not a checkpoint (expected a dict with {list(keys)})')
     return ck
 
+def check_meta(path,       # the checkpoint, for messages
+               got: dict,  # the settings it records (`meta`)
+               want: dict, # the settings of the run's config (`task.meta()`)
+              ):
+    "Refuse a checkpoint whose recorded settings (input size, backbone, …) differ from the config's, naming each."
+    # a checkpoint that does not record some (written before they were) loads, with a warning that they go unchecked
+    diff = {k: (got[k], want.get(k)) for k in got if got[k] != want.get(k)}
+    if diff:
+        said = ', '.join(f'{k} {a!r} (config: {b!r})' for k, (a, b) in diff.items())
+        raise ValueError(f'{path}: the weights were trained with {said}; fix config.json or use the run they belong to')
+    old = [k for k in want if k not in got]
+    if not old: return
+    used = [want[k] for k in old]
+    warnings.warn(f'{path}: {old} not recorded in this checkpoint (written before they were): the config\'s {used} are used unchecked')
+
 def load_last(fit: Fit, out: Path, patience: int) -> tuple[dict, list]:
     "The loop's state and log of a run folder, with the model, optimiser and scaler restored from `last.pt` (a fresh start without one)."
     if not (out/'last.pt').exists(): return fresh_state(patience)
@@ -287,7 +224,7 @@ def validate(fit: Fit, task: Task, ds, workers: int) -> dict:
 
 # %% ../nbs/07_train.ipynb #2ef9f6e9
 def train(cfg: TrainConfig, out, resume: bool = False, progress: bool = True, on_batch=None) -> dict:
-    "Train the model of `cfg`'s task into run folder `out`; returns the best epoch's validation metrics."
+    "Train the model of `cfg`'s task into run folder `out`; returns the best epoch's validation metrics and the labelled points the datasets moved or left out (`label_fixes`)."
     out, task = Path(out), make_task(cfg)
     rank, world = _world()
     check_run_folder(cfg, out, resume)
@@ -313,7 +250,14 @@ def train(cfg: TrainConfig, out, resume: bool = False, progress: bool = True, on
         if rank == 0: save_checkpoints(fit, task, out, state, log, better)
     if world > 1: _check_ranks_agree(fit.model, out, rank, world)
     best = pd.read_csv(out/'log.csv').set_index('epoch').loc[stopper.best_epoch].to_dict() if rank == 0 else {}
-    return dict(best_epoch=stopper.best_epoch, epochs_run=state['epoch'] + 1, **best)
+    return dict(best_epoch=stopper.best_epoch, epochs_run=state['epoch'] + 1, label_fixes=label_fixes(ds_tr, ds_va), **best)
+
+def label_fixes(*datasets) -> dict:
+    "{what was done: labelled points} of datasets that keep such counts (`label_fixes`: moved or left out), summed."
+    out = {}
+    for ds in datasets:
+        for k, n in getattr(ds, 'label_fixes', {}).items(): out[k] = out.get(k, 0) + n
+    return out
 
 def _check_ranks_agree(model, out: Path, rank: int, world: int):
     "Gather a checksum of the weights from every rank; rank 0 records them in ddp.json."

@@ -211,9 +211,11 @@ def test_missing_spacing_and_instance_numbers_are_said(ph, tmp_path):   # item 1
     d = _copy(src, tmp_path/'t', edit)
     v, msgs = _caught(lambda: load_series(d))
     assert len(v.pixels) == len(v0.pixels)
-    assert sorted(v.instance_numbers.tolist()) == [0] + sorted(v0.instance_numbers.tolist())[1:]   # 0 kept; the file 10.dcm without one is instance 10
+    assert sorted(v.instance_numbers.tolist()) == sorted(v0.instance_numbers.tolist())   # files named by number keep their names' numbers (issue 22)
     assert np.allclose(v.pixel_spacing, 1)
-    for said in ('no valid PixelSpacing; assumed 1 mm', 'InstanceNumber 0 (kept', "no valid InstanceNumber; numbered {'10.dcm': 10}"): assert any(said in m for m in msgs), said
+    said = ('no valid PixelSpacing; assumed 1 mm', "InstanceNumber other than their file names' ({'1.dcm': 0}",
+            "no valid InstanceNumber; numbered by their file names {'10.dcm': 10}")
+    for s in said: assert any(s in m for m in msgs), s
     assert sum('PixelSpacing' in m for m in msgs) == 1
 
 def test_ensure_cached_uses_only_series_that_loaded(ph_copy, tmp_path):   # item 12
