@@ -293,7 +293,7 @@ def _by_instance(sr: _Series) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]
     pos = np.empty((len(order), 3)); pos[order] = np.arange(len(order))[:, None] * step
     return pos, np.tile(ori, (len(order), 1)), [order]
 
-ORIENTATION_TOL = 0.01   # direction cosines that differ by less (about 0.5°) are one orientation: scanners and converters write float noise
+ORIENTATION_TOL = 1e-3   # direction cosines that differ by less (about 0.06°) are one orientation: scanners and converters write float noise (~1e-7); tilted per-level blocks differ by degrees
 
 def orientation_groups(ori: np.ndarray, tol: float = ORIENTATION_TOL) -> np.ndarray:
     "A group number for each orientation of `ori` (S, 6): one joins the first group whose first member is within `tol` of it in every cosine; groups numbered in order of appearance."

@@ -11,8 +11,8 @@ import lumbar_rsna
 from .core import SERIES_TYPES, read_train, fit_prior, write_atomic, check_writable
 
 # %% auto #0
-__all__ = ['DATASET_SLUG', 'NOTEBOOK_PATH', 'project_root', 'build_wheel', 'kaggle_notebook', 'write_kaggle_notebook',
-           'check_dataset_out', 'validate_models', 'build_kaggle_dataset']
+__all__ = ['DATASET_SLUG', 'NOTEBOOK_PATH', 'PATH_FIELDS', 'project_root', 'build_wheel', 'kaggle_notebook',
+           'write_kaggle_notebook', 'check_dataset_out', 'published_config', 'validate_models', 'build_kaggle_dataset']
 
 # %% ../nbs/13_kaggle.ipynb #1b36bc25
 DATASET_SLUG = 'lumbar-rsna-models'
@@ -58,15 +58,42 @@ wheel = sorted(MODELS.glob('lumbar_rsna-*.whl'))[-1]
 subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps', '--quiet', '--target', str(site), str(wheel)], check=True)
 sys.path.insert(0, str(site))
 import lumbar_rsna; print('lumbar_rsna', lumbar_rsna.__version__, 'from', lumbar_rsna.__file__)"""),
+('code', """# the libraries lumbar_rsna needs, from Kaggle's image or from wheels in an attached dataset; a missing one is named
+import importlib, glob
+NEEDED = {'torch': 'torch', 'timm': 'timm', 'pydicom': 'pydicom', 'pandas': 'pandas', 'numpy': 'numpy', 'tqdm': 'tqdm',
+          'safetensors': 'safetensors'}
+OPTIONAL = {'pylibjpeg': 'pylibjpeg', 'libjpeg': 'pylibjpeg-libjpeg', 'openjpeg': 'pylibjpeg-openjpeg'}  # compressed DICOM
+def absent(mods): return [w for m, w in mods.items() if importlib.util.find_spec(m) is None]
+wheels = sorted({str(Path(w).parent) for w in glob.glob(str(INPUT/'*'/'**'/'*.whl'), recursive=True)})
+for wheel in absent({**NEEDED, **OPTIONAL}):
+    links = [a for d in wheels for a in ('--find-links', d)]
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--quiet', '--target', str(site), *links, wheel])
+importlib.invalidate_caches()
+if absent(OPTIONAL): print('warning: no', absent(OPTIONAL), '(compressed DICOM files will fail to load): attach their wheels')
+if absent(NEEDED):
+    raise ImportError(f'not in this image: {absent(NEEDED)}; attach a dataset with their wheels '
+                      f'(pip download {" ".join(absent(NEEDED))} -d wheels, uploaded as a Kaggle dataset)')
+print('libraries: ok')"""),
 ('code', """# two-stage (localise, crop, grade) when the dataset holds localiser and grade runs, else the seed method's three models
+import json, shutil, tempfile, time
+from lumbar_rsna.core import read_series_descriptions
 from lumbar_rsna.runs import Models
 from lumbar_rsna.predict import choose_method, predict_submission
 models = Models.of(MODELS/'models')
 print(models)
 method, why = choose_method(models)
 print('pipeline:', method, f'({why})')
+n = read_series_descriptions(COMPETITION/'test_series_descriptions.csv').study_id.nunique()
+timing = json.loads((MODELS/'timing.json').read_text()) if (MODELS/'timing.json').exists() else None
+if timing:
+    est = n * timing['seconds_per_study']
+    print(f"{n} test studies: about {est / 3600:.2f} h at the {timing['seconds_per_study']:.2f} s/study measured on "
+          f"{timing['measured_on']} ({est / (9 * 3600):.0%} of Kaggle's 9 h)")
+CACHE = Path(tempfile.mkdtemp(prefix='lumbar_rsna_cache_'))   # decoded series, removed at the end
+t0 = time.time()
 sub = predict_submission(COMPETITION, models, out=WORKING/'submission.csv', prior=MODELS/'prior.csv',
-                         cache_dir=WORKING/'cache', method=method, device='auto')
+                         cache_dir=CACHE, method=method, device='auto')
+print(f'{n} studies in {time.time() - t0:.0f} s ({(time.time() - t0) / max(n, 1):.2f} s/study)')
 sub.head()"""),
 ('code', """# the radiologist's report of the first test study, an HTML page (off by default: set REPORT = True to write it)
 REPORT = False
@@ -74,8 +101,12 @@ if REPORT and len(sub) and method == 'two-stage':
     from lumbar_rsna.report import write_report
     first = int(sub.row_id.iloc[0].split('_')[0])
     page, _, secs = write_report(COMPETITION, models, first, WORKING/'report.html', prior=MODELS/'prior.csv',
-                                 cache_dir=WORKING/'cache')
+                                 cache_dir=CACHE)
     print(f'wrote {page} in {secs:.1f} s')"""),
+('code', """# the cache of decoded series is removed, so that nothing but the submission is left in /kaggle/working
+used = sum(f.stat().st_size for f in CACHE.rglob('*') if f.is_file())
+shutil.rmtree(CACHE, ignore_errors=True)
+print(f'cache: {used / 2 ** 30:.2f} GiB used, removed')"""),
 ]
 
 def kaggle_notebook() -> nbformat.NotebookNode:
@@ -105,19 +136,28 @@ def check_dataset_out(models, out) -> Path:
 
 def _metadata(user: str, found: dict, train_csv: Path, n_studies: int) -> dict:
     "dataset-metadata.json: Kaggle's fields, and a description that says what the models and the prior are, loudly when the prior comes from a phantom."
-    desc = f'lumbar_rsna {lumbar_rsna.__version__}: models for {", ".join(found)}; prior fitted on {train_csv} ({n_studies} studies).'
+    desc = f'lumbar_rsna {lumbar_rsna.__version__}: models for {", ".join(found)}; prior fitted on train.csv ({n_studies} studies).'
     if (train_csv.parent/'phantom_test_labels.csv').exists():
         desc += ' PHANTOM: that train.csv is synthetic (lumbar_rsna.phantom), not the competition\'s labels; rebuild with --data <the competition folder>.'
         warnings.warn(f'{train_csv} belongs to a phantom: the shipped prior.csv is fitted on synthetic labels')
     return {'title': DATASET_SLUG, 'id': f'{user}/{DATASET_SLUG}', 'licenses': [{'name': 'CC0-1.0'}], 'description': desc}
 
-def _fill_dataset(dst: Path, runs: list, train_csv: Path, user: str, found: dict):
-    "Write the wheel, models/<run>/ files (`runs`: (run folder, its path under models/)), prior.csv and dataset-metadata.json into the empty folder `dst`."
+def published_config(path) -> dict:
+    "A run's config.json as the dataset ships it: the paths of the building machine (data, cache, weights, coordinates) dropped; the dataset's fingerprint kept."
+    cfg = json.loads(Path(path).read_text())
+    return {k: None if k in PATH_FIELDS else v for k, v in cfg.items()}
+
+PATH_FIELDS = ('data', 'cache', 'weights', 'coordinates')
+
+def _fill_dataset(dst: Path, runs: list, train_csv: Path, user: str, found: dict, timing: dict | None = None):
+    "Write the wheel, models/<run>/ files (`runs`: (run folder, its path under models/)), prior.csv, timing.json (when given) and dataset-metadata.json into the empty folder `dst`."
     build_wheel(dst)
     for r, rel in runs:
         (dst/'models'/rel).mkdir(parents=True)
-        for f in ('config.json', 'best.pt', 'temperature.json', 'log.csv'):
+        for f in ('best.pt', 'temperature.json', 'log.csv'):
             if (r/f).exists(): shutil.copy2(r/f, dst/'models'/rel/f)
+        (dst/'models'/rel/'config.json').write_text(json.dumps(published_config(r/'config.json'), indent=1))
+    if timing: (dst/'timing.json').write_text(json.dumps(timing, indent=1))
     train = read_train(train_csv)
     fit_prior(train).to_csv(dst/'prior.csv')
     (dst/'dataset-metadata.json').write_text(json.dumps(_metadata(user, found, train_csv, len(train)), indent=1))
@@ -136,14 +176,14 @@ def validate_models(models) -> tuple[list[str], list[tuple[Path, Path]]]:
     rel = lambda r: r.relative_to(base) if base is not None and r != base and base in r.parents else Path(r.name)
     return found, [(r, rel(r)) for r in runs]
 
-def build_kaggle_dataset(models, out, data_root, user: str = 'your-kaggle-name') -> Path:
-    "Write the Kaggle dataset folder `out` (wheel, models/<run>/ files, prior.csv, dataset-metadata.json), built aside and then put in the place of any earlier build."
+def build_kaggle_dataset(models, out, data_root, user: str = 'your-kaggle-name', timing: dict | None = None) -> Path:
+    "Write the Kaggle dataset folder `out` (wheel, models/<run>/ files, prior.csv, dataset-metadata.json, and `timing`: {'seconds_per_study', 'measured_on'} as timing.json), built aside and then put in the place of any earlier build; nothing in it names a path of this machine."
     out = check_dataset_out(models, out)
     found, runs = validate_models(models)           # every run is loaded before anything is written
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent)), out.with_name(f'.{out.name}.{os.getpid()}.old')
     try:
-        _fill_dataset(tmp, runs, Path(data_root).absolute()/'train.csv', user, found)
+        _fill_dataset(tmp, runs, Path(data_root).absolute()/'train.csv', user, found, timing)
         if out.exists(): os.replace(out, old)
         os.replace(tmp, out)
     finally:

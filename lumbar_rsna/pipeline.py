@@ -4,14 +4,14 @@
 
 # %% ../nbs/88_pipeline.ipynb #41d5fe01
 from __future__ import annotations
-import dataclasses, time
+import dataclasses, json, os, time
 from pathlib import Path
 import pandas as pd
 from .core import SERIES_TYPES, series_slug
 from .cache import ensure_cached
 from .config import recipe, config_class
 from .train import task_class, train_folds
-from .runs import Models, calibrate_run
+from .runs import Models, calibrate_run, resolve_device
 from .localize import localize
 from .predict import cross_validate
 
@@ -115,17 +115,28 @@ def run_pipeline(data,                       # the competition's folder (or a ph
             ensure_cached(root, settings['cache'], size, 'all', progress=progress)
         return f'every series decoded at {", ".join(map(str, sizes))} px'
 
+    timing_json = out/'timing.json'
+    timing = json.loads(timing_json.read_text()) if timing_json.exists() else {}
+
     def localise_oof():
         if is_fresh(oof, run_files(runs/'localize')):
             return 'up to date'
+        t0 = time.time()
         c = localize(root, runs/'localize', oof, 'train', settings['cache'], progress=progress, device=device)
+        timing['stage1_seconds_per_study'] = (time.time() - t0) / max(c.study_id.nunique(), 1)
         return f'{c.study_id.nunique()} training studies, {len(c)} findings'
 
     def score_cv():
         if is_fresh(cv_csv, [oof, *run_files(runs)]):
             result['cv'] = pd.read_csv(cv_csv).set_index('folds')
             return f'up to date, score {result["cv"].loc["all", "score"]:.4f}'
+        t0 = time.time()
         result['cv'] = t = cross_validate(root, runs, oof, cv_csv, settings['cache'], progress=progress, device=device)
+        timing['stage2_seconds_per_study'] = (time.time() - t0) / max(int(t.loc['all', 'studies']), 1)
+        if 'stage1_seconds_per_study' in timing:
+            timing.update(seconds_per_study=timing['stage1_seconds_per_study'] + timing['stage2_seconds_per_study'],
+                          measured_on=f'the {resolve_device(device)} of the building machine ({os.cpu_count()} CPU cores)')
+            timing_json.write_text(json.dumps(timing, indent=1))
         gap = f', {t.loc["all", "gap_closed"]:.1%} of the gap to the oracle' if 'gap_closed' in t else ''
         return f'score {t.loc["all", "score"]:.4f} on {int(t.loc["all", "studies"])} studies out of fold (prior {t.loc["all", "prior"]:.4f}{gap})'
 
@@ -134,7 +145,7 @@ def run_pipeline(data,                       # the competition's folder (or a ph
         ds = out/'kaggle_dataset'
         if is_fresh(ds/'dataset-metadata.json', run_files(runs)):
             return 'up to date'
-        build_kaggle_dataset(runs, ds, root)
+        build_kaggle_dataset(runs, ds, root, timing=timing if 'seconds_per_study' in timing else None)
         return f'{ds.name}/ ({sum(f.stat().st_size for f in ds.rglob("*") if f.is_file()) / 2 ** 20:.1f} MiB)'
 
     step('preprocess', decode)

@@ -72,6 +72,11 @@ def test_kaggle_notebook_runs_offline(setup, tmp_path, monkeypatch):
     NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
     out = ''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.outputs)
     assert str(work/'site-packages') in out                     # the package came from the wheel in the dataset
+    assert 'libraries: ok' in out and 'GiB used, removed' in out and not list(Path('/tmp').glob('lumbar_rsna_cache_*/*'))
+    local = [str(ph), str(d), str(Path.home())]
+    for f in (inp/DATASET_SLUG).rglob('*'):
+        if f.suffix in ('.json', '.csv', '.txt'):
+            assert not any(p in f.read_text() for p in local), f       # nothing published names a path of this machine
     assert 'pipeline: two-stage' in out
     sub = read_sample_submission(work/'submission.csv')
     assert sub.row_id.tolist() == pd.read_csv(ph/'sample_submission.csv').row_id.tolist()

@@ -141,7 +141,7 @@ def test_kaggle_cell_writes_the_first_study(setup, tmp_path):
     from lumbar_rsna.kaggle import kaggle_notebook
     from lumbar_rsna.runs import Models
     s = setup
-    cell = kaggle_notebook().cells[-1].source
+    cell = next(c.source for c in kaggle_notebook().cells if 'REPORT = False' in c.source)
     assert 'REPORT = False' in cell
     models = tmp_path/'ds'
     models.mkdir()
@@ -152,7 +152,7 @@ def test_kaggle_cell_writes_the_first_study(setup, tmp_path):
         sub, _ = predict_two_stage(s.ph, s.runs, cache_dir=s.cache, progress=False)
         exec(cell.replace('REPORT = False', 'REPORT = True'),
              dict(COMPETITION=s.ph, MODELS=models, WORKING=tmp_path, sub=sub, models=Models.of(models/'models'),
-                  method='two-stage'))
+                  method='two-stage', CACHE=s.cache))
     first = int(sub.row_id.iloc[0].split('_')[0])                    # sample_submission.csv's first study
     cells = report_cells((tmp_path/'report.html').read_text())
     assert cells.row_id.str.startswith(f'{first}_').all()
