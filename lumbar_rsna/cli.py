@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #8f7076ad
 from __future__ import annotations
-import argparse, dataclasses, sys, typing, warnings
+import argparse, dataclasses, os, sys, typing, warnings
 from pathlib import Path
 import pandas as pd
 from .core import (resolve_data_root, read_train, read_sample_submission, fit_prior, prior_submission,
@@ -99,7 +99,10 @@ def _summary(res: dict, task: str) -> str:
 
 def cmd_train(args) -> int:
     "Train a series type's model (`train`), a localiser (`train-localizer`) or stage 2 (`train-grader`): the command's config class is `args.config`."
-    for out, res in train_from_args(args, args.config).items():
+    results = train_from_args(args, args.config)
+    if os.environ.get('RANK', '0') != '0':                 # under torchrun every rank has the results; rank 0 says them
+        return 0
+    for out, res in results.items():
         print(f'{out}: best epoch {res["best_epoch"]}, {_summary(res, args.config.task)}')
     return 0
 

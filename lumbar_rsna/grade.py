@@ -17,7 +17,7 @@ from .cache import SeriesMemory, nearest_slice
 from .data import dataset_items, split_by_fold
 from .model import CLASS_WEIGHTS, create_backbone, loss_fn, probabilities, predict_batches
 from .metrics import validation_scores
-from .train import ModelConfig, Task, arg
+from .train import ModelConfig, Task, arg, TEST_NET
 from .runs import TrainedModel, apply_temperature, ensemble_mean, batch_size_for
 from .localize import geometry, side_sign, pixel_to_norm
 
@@ -213,8 +213,10 @@ class GradeConfig(ModelConfig):
 
 GRADE_RECIPES = {
     'full': dict(),
-    'demo': dict(model='test_efficientnet', cache_size=96, crop_px=32, crop_mm=40.0, n_slices=3, epochs=8, batch_size=4, patience=4, n_folds=4, workers=0),
-    'tiny': dict(model='test_efficientnet', cache_size=64, crop_px=16, crop_mm=40.0, n_slices=3, epochs=2, batch_size=2, n_folds=3, workers=0),
+    'demo': dict(**TEST_NET, cache_size=96, crop_px=32, crop_mm=40.0, n_slices=3, epochs=8, batch_size=4, patience=4,
+                 n_folds=4, workers=0),
+    'tiny': dict(**TEST_NET, cache_size=64, crop_px=16, crop_mm=40.0, n_slices=3, epochs=2, batch_size=2, n_folds=3,
+                 workers=0),
 }
 
 GradeConfig.recipes = GRADE_RECIPES

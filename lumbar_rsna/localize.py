@@ -17,7 +17,7 @@ from .dicom import Volume
 from .cache import CachedSeries, SeriesMemory, load_cached, preprocess
 from .data import dataset_items, split_by_fold, check_series_type, make_folds
 from .model import create_backbone
-from .train import ModelConfig, Task, arg
+from .train import ModelConfig, Task, arg, TEST_NET
 from .runs import Models, TrainedModel, autocast, batch_size_for, out_of_fold
 
 # %% auto #0
@@ -333,8 +333,9 @@ class LocalizerConfig(ModelConfig):
 
 LOCALIZER_RECIPES = {
     'full': dict(),
-    'demo': dict(model='test_efficientnet', image_size=96, cache_size=96, width=32, lr=3e-3, epochs=5, batch_size=32, patience=4, n_folds=4, workers=0),
-    'tiny': dict(model='test_efficientnet', image_size=64, cache_size=64, width=16, epochs=2, batch_size=8, n_folds=3, workers=0),
+    'demo': dict(**TEST_NET, image_size=96, cache_size=96, width=32, lr=3e-3, epochs=5, batch_size=32, patience=4,
+                 n_folds=4, workers=0),
+    'tiny': dict(**TEST_NET, image_size=64, cache_size=64, width=16, epochs=2, batch_size=8, n_folds=3, workers=0),
 }
 
 LocalizerConfig.recipes = LOCALIZER_RECIPES

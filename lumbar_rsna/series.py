@@ -12,7 +12,7 @@ from .core import series_label_cols, read_train
 from .data import SeriesDataset, dataset_items, split_by_fold, check_series_type, flip_sides, side_swap
 from .model import SeriesModel, loss_fn, probabilities
 from .metrics import validation_scores
-from .train import ModelConfig, Task, arg
+from .train import ModelConfig, Task, arg, TEST_NET
 from .runs import TrainedModel, apply_temperature, ensemble_mean, autocast
 from .cache import CachedSeries
 from .data import series_input
@@ -42,6 +42,8 @@ class SeriesConfig(ModelConfig):
             if getattr(self, k) < 16: raise ValueError(f'{k} must be at least 16 pixels, got {getattr(self, k)}')
         if self.slices < 1: raise ValueError(f'slices must be at least 1, got {self.slices}')
         if not 0 <= self.freeze <= 1: raise ValueError(f'freeze is a fraction of the backbone, in 0…1; got {self.freeze}')
+        if self.random_init and not self.starts_from_weights:
+            self.freeze = 0.0                                   # frozen random tensors would stay random
 
     @property
     def name(self) -> str: return self.series_type
@@ -50,8 +52,10 @@ class SeriesConfig(ModelConfig):
 
 RECIPES = {
     'full': dict(),
-    'demo': dict(model='test_efficientnet', image_size=96, cache_size=96, slices=5, epochs=30, batch_size=8, patience=12, n_folds=4, workers=0, freeze=0.0),
-    'tiny': dict(model='test_efficientnet', image_size=48, cache_size=48, slices=3, epochs=2, batch_size=4, n_folds=3, workers=0, freeze=0.0),
+    'demo': dict(**TEST_NET, image_size=96, cache_size=96, slices=5, epochs=30, batch_size=8, patience=12, n_folds=4,
+                 workers=0, freeze=0.0),
+    'tiny': dict(**TEST_NET, image_size=48, cache_size=48, slices=3, epochs=2, batch_size=4, n_folds=3, workers=0,
+                 freeze=0.0),
 }
 
 SeriesConfig.recipes = RECIPES
