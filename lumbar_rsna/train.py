@@ -490,28 +490,35 @@ def parse_folds(folds,          # 'all', a list of fold numbers, or a string of 
         raise ValueError(f'folds {folds!r}: each must be in 0…{n_folds - 1}, once')
     return out
 
-def run_status(out) -> str:
-    "'done' (the run folder holds a finished run), 'partial' (a run cut short, to resume) or 'new'."
+def run_status(out,              # a run folder
+               cfg=None,         # the settings it is to be trained with, if they may give it more epochs or patience
+              ) -> str:
+    "'new', 'partial' (a run cut short, or one `cfg` gives more epochs or patience: to resume) or 'done'."
     last = Path(out)/'last.pt'
     if not last.exists():
         return 'new'
-    return 'done' if load_checkpoint(last, keys=('state',))['state']['done'] else 'partial'
+    if not load_checkpoint(last, keys=('state',))['state']['done']:
+        return 'partial'
+    saved = TrainConfig.load(Path(out)/'config.json')
+    grows = cfg is not None and any(getattr(cfg, k) > getattr(saved, k) for k in GROWS)
+    return 'partial' if grows else 'done'
 
 # %% ../nbs/07_train.ipynb #97bcdf2e
 def train_folds(cfg: TrainConfig,   # the settings every fold shares (its `fold` is replaced)
                 out,                # folder for the runs: out/fold<k>/
                 folds='all',        # 'all', or fold numbers such as '0,2' (see `parse_folds`)
                 progress: bool = True) -> dict:
-    "Train one run per fold into `out/fold<k>/`, passing over finished folds and resuming interrupted ones; {fold: best epoch's metrics}."
+    "A run per fold in `out/fold<k>/`: finished ones passed over, cut or extended ones resumed; {fold: best metrics}."
     res = {}
     for k in parse_folds(folds, cfg.n_folds):
-        run, status = Path(out)/f'fold{k}', run_status(Path(out)/f'fold{k}')
+        run, fold = Path(out)/f'fold{k}', dataclasses.replace(cfg, fold=k)
+        status = run_status(run, fold)
         if status == 'done':
             res[k] = run_result(run)
             if progress:
                 print(f'{run}: finished before, passed over', flush=True)
             continue
-        res[k] = train(dataclasses.replace(cfg, fold=k), run, resume=status == 'partial', progress=progress)
+        res[k] = train(fold, run, resume=status == 'partial', progress=progress)
     return res
 
 # %% ../nbs/07_train.ipynb #3dbe9da4
