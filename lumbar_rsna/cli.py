@@ -252,9 +252,12 @@ def _train_command(sub, name: str, help: str, cls, func):
     s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
     s.add_argument('--recipe', default='full', choices=list(cls.recipes), help='named setting the options below change: full (GPU, the defaults shown), demo (CPU demo), tiny (seconds)')
     add_config_options(s, cls)
-    s.add_argument('--folds', help="'all' or fold numbers such as 0,2: one run per validation fold in OUT/fold<k>/, finished "
-                   'folds passed over and interrupted ones resumed (default: one run into OUT, validated on --fold)')
-    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=func, config=cls)
+    s.add_argument('--folds', help="'all' or fold numbers such as 0,2: one run per validation fold in OUT/fold<k>/, "
+                   'finished folds passed over (unless given more --epochs or --patience) and interrupted ones resumed '
+                   '(default: one run into OUT, validated on --fold)')
+    s.add_argument('--resume', action='store_true',
+                   help='continue the run in --out from last.pt (same settings, but --epochs and --patience may grow)')
+    s.set_defaults(func=func, config=cls)
 
 def _device_option(s):
     s.add_argument('--device', default='auto', help="'auto' (a CUDA GPU when there is one, else the CPU), 'cpu' or 'cuda'")
