@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #8f7076ad
 from __future__ import annotations
-import argparse, dataclasses, sys, typing, warnings
+import argparse, dataclasses, os, sys, typing, warnings
 from pathlib import Path
 
 # %% auto #0
@@ -113,7 +113,10 @@ def print_label_fixes(out, res: dict):
 
 def cmd_train(args) -> int:
     "Train a series type's model (`train`), a localiser (`train-localizer`) or stage 2 (`train-grader`): the command's config class is `args.config`."
-    for out, res in train_from_args(args, args.config).items():
+    results = train_from_args(args, args.config)
+    if os.environ.get('RANK', '0') != '0':                 # under torchrun every rank has the results; rank 0 says them
+        return 0
+    for out, res in results.items():
         print(f'{out}: best epoch {res["best_epoch"]}, {_summary(res, args.config.task)}')
         print_label_fixes(out, res)
     return 0
@@ -207,7 +210,8 @@ def cmd_kaggle_notebook(args) -> int:
 def cmd_pipeline(args) -> int:
     "The real job in one command: preprocess, the localisers, out-of-fold coordinates, stage 2, calibration, the seed models (--seed-models), the CV score and the Kaggle dataset, each step passed over when done."
     from lumbar_rsna.pipeline import run_pipeline
-    settings = {k: getattr(args, k) for k in ('weights', 'pretrained', 'epochs', 'seed', 'workers') if getattr(args, k) not in (None, False)}
+    given = ('weights', 'pretrained', 'random_init', 'epochs', 'seed', 'workers')
+    settings = {k: getattr(args, k) for k in given if getattr(args, k) not in (None, False)}
     if args.cache: settings['cache'] = args.cache
     res = run_pipeline(data_root(args.data), args.out, args.recipe, args.folds, args.seed_models, not args.no_kaggle,
                        device_of(args), say=lambda m: print(f'pipeline: {m}', flush=True), **settings)
@@ -291,9 +295,12 @@ def _train_command(sub, name: str, help: str, cls, func):
     s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
     s.add_argument('--recipe', default='full', choices=list(cls.recipes), help='named setting the options below change: full (GPU, the defaults shown), demo (CPU demo), tiny (seconds)')
     add_config_options(s, cls)
-    s.add_argument('--folds', help="'all' or fold numbers such as 0,2: one run per validation fold in OUT/fold<k>/, finished "
-                   'folds passed over and interrupted ones resumed (default: one run into OUT, validated on --fold)')
-    s.add_argument('--resume', action='store_true', help="continue the run in --out from last.pt (same settings)"); s.set_defaults(func=func, config=cls)
+    s.add_argument('--folds', help="'all' or fold numbers such as 0,2: one run per validation fold in OUT/fold<k>/, "
+                   'finished folds passed over (unless given more --epochs or --patience) and interrupted ones resumed '
+                   '(default: one run into OUT, validated on --fold)')
+    s.add_argument('--resume', action='store_true',
+                   help='continue the run in --out from last.pt (same settings, but --epochs and --patience may grow)')
+    s.set_defaults(func=func, config=cls)
 
 def _device_option(s):
     s.add_argument('--device', default='auto', help="'auto' (a CUDA GPU when there is one, else the CPU), 'cpu' or 'cuda'")
@@ -347,6 +354,7 @@ def _delivery_commands(sub):
     s.add_argument('--folds', help="'all' or fold numbers such as 0,2 (default: all for full, fold 0 for demo and tiny)")
     s.add_argument('--weights', help='local ImageNet weights of the backbone (.safetensors), the offline way')
     s.add_argument('--pretrained', action='store_true', help="timm's ImageNet weights (needs internet)")
+    s.add_argument('--random-init', action='store_true', help='start the full recipe from random weights on purpose (nothing frozen)')
     s.add_argument('--seed-models', action='store_true', help="also train the seed method's three series models (fallback and comparison)")
     s.add_argument('--epochs', type=int, help='most epochs of every model (default: each recipe\'s)')
     s.add_argument('--seed', type=int, help='folds, initial weights and augmentation (default: 0)')

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import ClassVar
 
 # %% auto #0
-__all__ = ['CONFIGS', 'RECIPES', 'LOCALIZER_RECIPES', 'GRADE_RECIPES', 'arg', 'TrainConfig', 'config_class', 'ModelConfig',
-           'SeriesConfig', 'LocalizerConfig', 'GradeConfig', 'recipe']
+__all__ = ['CONFIGS', 'TEST_NET', 'RECIPES', 'LOCALIZER_RECIPES', 'GRADE_RECIPES', 'arg', 'TrainConfig', 'config_class',
+           'ModelConfig', 'SeriesConfig', 'LocalizerConfig', 'GradeConfig', 'recipe']
 
 # %% ../nbs/06a_config.ipynb #02b977cd
 def arg(default, help: str, **cli):
@@ -26,7 +26,14 @@ class TrainConfig:
     task: ClassVar[str] = ''
     epochs: int = arg(30, 'most epochs')
     batch_size: int = arg(16, 'samples per batch (per process under torchrun)')
-    lr: float = arg(1e-3, 'Adam learning rate')
+    lr: float = arg(1e-3, "AdamW's learning rate (the peak, after the warm-up)")
+    weight_decay: float = arg(1e-2, "AdamW's decoupled weight decay (biases and norms are not decayed)")
+    schedule: str = arg('cosine', "learning rate per step after the warm-up: 'cosine' (down to 0 at the end of "
+                        "the last epoch) or 'constant'", choices=('cosine', 'constant'))
+    warmup: float = arg(1.0, 'epochs of linear learning-rate warm-up')
+    clip_grad: float = arg(1.0, 'largest gradient norm: larger gradients are scaled down to it (0: no clipping)')
+    ema: float = arg(0.0, 'decay per step of a moving average of the weights, which validation and best.pt then use '
+                     "(0: none; e.g. 0.999; timm's warm-up lets it follow the weights closely early on)")
     patience: int = arg(3, 'epochs without a better validation loss before stopping')
     fold: int = arg(0, 'validation fold')
     n_folds: int = arg(5, 'study-level folds, stratified on severity')
@@ -44,11 +51,21 @@ class TrainConfig:
         for k in ('epochs', 'batch_size', 'patience'):
             if getattr(self, k) < 1: raise ValueError(f'{k} must be at least 1, got {getattr(self, k)}')
         if not self.lr > 0: raise ValueError(f'lr must be positive, got {self.lr}')
+        for k in ('weight_decay', 'warmup', 'clip_grad'):
+            if not getattr(self, k) >= 0:
+                raise ValueError(f'{k} must be at least 0, got {getattr(self, k)}')
+        if not 0 <= self.ema < 1:
+            raise ValueError(f'ema is a decay per step, in [0, 1); got {self.ema}')
+        if self.schedule not in ('cosine', 'constant'):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.n_folds < 2: raise ValueError(f'n_folds must be at least 2, got {self.n_folds}')
         if not 0 <= self.fold < self.n_folds: raise ValueError(f'fold must be in 0…{self.n_folds - 1}, got {self.fold}')
 
     @property
     def name(self) -> str: return self.task
+
+    def check_start(self):
+        "Refuse settings that describe a run well enough but should not start one; the loop's own have none."
 
     def save(self, path):
         from lumbar_rsna.core import write_atomic
@@ -81,6 +98,8 @@ class ModelConfig(TrainConfig):
     model: str = arg('tf_efficientnetv2_s', 'any timm model name')
     pretrained: bool = arg(False, "timm's ImageNet weights (needs internet)")
     weights: str | None = arg(None, 'local backbone weights (.safetensors or a torch state dict), the offline way')
+    random_init: bool = arg(False, 'without --weights or --pretrained, start from random weights on purpose '
+                            '(nothing is then frozen: a frozen random layer stays random)')
     cache_size: int = arg(256, 'size of the cached slices in pixels')
     data_id: str | None = arg(None, "fingerprint of the dataset's train.csv and train_series_descriptions.csv, set from `data`", cli=False)
 
@@ -91,6 +110,19 @@ class ModelConfig(TrainConfig):
         if self.data is not None and self.data_id is None:
             from lumbar_rsna.core import dataset_fingerprint
             self.data_id = dataset_fingerprint(self.data)
+
+    @property
+    def starts_from_weights(self) -> bool:
+        "Whether the backbone starts from trained weights (a local file or timm's), not from random ones."
+        return self.pretrained or self.weights is not None
+
+    def check_start(self):
+        "Refuse to train from random weights unless `random_init` says so: the defaults expect ImageNet features."
+        if self.starts_from_weights or self.random_init:
+            return
+        raise ValueError(f'{self.model} would start from random weights: pass --weights FILE (ImageNet weights, '
+                         "offline; see the README), --pretrained (timm's, online), or --random-init if random "
+                         'weights are meant')
 
     @classmethod
     def from_recipe(cls, name: str = 'full', **overrides) -> 'ModelConfig':
@@ -106,6 +138,11 @@ class ModelConfig(TrainConfig):
         if self.data_id is not None and dataset_fingerprint(root) != self.data_id:
             raise ValueError(f"{root}: not the dataset this run was trained on (train.csv or train_series_descriptions.csv changed since: fingerprint {dataset_fingerprint(root)}, the run's {self.data_id})")
         return root, ensure_cached(root, Path(self.cache) if self.cache else default_cache(root), self.cache_size, progress=progress)
+
+
+
+TEST_NET = dict(model='test_efficientnet', random_init=True,        # what the CPU recipes (demo, tiny) share
+                schedule='constant', warmup=0.0, weight_decay=0.0, clip_grad=0.0)
 
 # %% ../nbs/06a_config.ipynb #f338de58
 @dataclass
@@ -130,6 +167,8 @@ class SeriesConfig(ModelConfig):
             if getattr(self, k) < 16: raise ValueError(f'{k} must be at least 16 pixels, got {getattr(self, k)}')
         if self.slices < 1: raise ValueError(f'slices must be at least 1, got {self.slices}')
         if not 0 <= self.freeze <= 1: raise ValueError(f'freeze is a fraction of the backbone, in 0…1; got {self.freeze}')
+        if self.random_init and not self.starts_from_weights:
+            self.freeze = 0.0                                   # frozen random tensors would stay random
 
     @property
     def name(self) -> str: return self.series_type
@@ -140,8 +179,10 @@ class SeriesConfig(ModelConfig):
 
 RECIPES = {
     'full': dict(),
-    'demo': dict(model='test_efficientnet', image_size=96, cache_size=96, slices=5, epochs=30, batch_size=8, patience=12, n_folds=4, workers=0, freeze=0.0),
-    'tiny': dict(model='test_efficientnet', image_size=48, cache_size=48, slices=3, epochs=2, batch_size=4, n_folds=3, workers=0, freeze=0.0),
+    'demo': dict(**TEST_NET, image_size=96, cache_size=96, slices=5, epochs=30, batch_size=8, patience=12, n_folds=4,
+                 workers=0, freeze=0.0),
+    'tiny': dict(**TEST_NET, image_size=48, cache_size=48, slices=3, epochs=2, batch_size=4, n_folds=3, workers=0,
+                 freeze=0.0),
 }
 
 SeriesConfig.recipes = RECIPES
@@ -174,8 +215,9 @@ class LocalizerConfig(ModelConfig):
 
 LOCALIZER_RECIPES = {
     'full': dict(),
-    'demo': dict(model='test_efficientnet', image_size=96, cache_size=96, width=32, lr=3e-3, epochs=5, batch_size=32, patience=4, n_folds=4, workers=0),
-    'tiny': dict(model='test_efficientnet', image_size=64, cache_size=64, width=16, epochs=2, batch_size=8, n_folds=3, workers=0),
+    'demo': dict(**TEST_NET, image_size=96, cache_size=96, width=32, lr=3e-3, epochs=5, batch_size=32, patience=4,
+                 n_folds=4, workers=0),
+    'tiny': dict(**TEST_NET, image_size=64, cache_size=64, width=16, epochs=2, batch_size=8, n_folds=3, workers=0),
 }
 
 LocalizerConfig.recipes = LOCALIZER_RECIPES
@@ -209,8 +251,10 @@ class GradeConfig(ModelConfig):
 
 GRADE_RECIPES = {
     'full': dict(),
-    'demo': dict(model='test_efficientnet', cache_size=96, crop_px=32, crop_mm=40.0, n_slices=3, epochs=8, batch_size=4, patience=4, n_folds=4, workers=0),
-    'tiny': dict(model='test_efficientnet', cache_size=64, crop_px=16, crop_mm=40.0, n_slices=3, epochs=2, batch_size=2, n_folds=3, workers=0),
+    'demo': dict(**TEST_NET, cache_size=96, crop_px=32, crop_mm=40.0, n_slices=3, epochs=8, batch_size=4, patience=4,
+                 n_folds=4, workers=0),
+    'tiny': dict(**TEST_NET, cache_size=64, crop_px=16, crop_mm=40.0, n_slices=3, epochs=2, batch_size=2, n_folds=3,
+                 workers=0),
 }
 
 GradeConfig.recipes = GRADE_RECIPES

@@ -123,7 +123,8 @@ def test_kaggle_dataset_needs_data_and_says_where_the_prior_comes_from(tiny_run,
     with pytest.raises(SystemExit): parser().parse_args(['kaggle-dataset', '--models', str(runs), '--out', str(tmp_path/'x')])
     assert '--data' in capsys.readouterr().err
     meta = json.loads((K.build_kaggle_dataset(runs, tmp_path/'DS', ph)/'dataset-metadata.json').read_text())
-    assert str(ph/'train.csv') in meta['description'] and 'PHANTOM' in meta['description']
+    assert str(ph) not in meta['description'] and 'prior fitted on train.csv' in meta['description']   # no path of this machine
+    assert 'PHANTOM' in meta['description']
 
 def test_run_config_keeps_absolute_paths_and_checks_the_dataset(tmp_path):
     "Item 11: a run trained with relative --data/--cache calibrates from another folder, and refuses a different dataset at that path."
@@ -180,6 +181,24 @@ def test_weights_that_are_not_weights(tiny_run, tmp_path, capsys):
     for w in (tmp_path/'w.safetensors', tmp_path/'w.pt'):
         rc, out, err = run_main(capsys, 'train', '--data', ph, '--cache', cache, '--series', 'Sagittal T2/STIR', '--recipe', 'tiny', '--out', tmp_path/w.suffix, '--weights', w)
         one_line_error(rc, err, w, 'weights')
+
+def test_full_recipe_needs_starting_weights(tiny_run, tmp_path, capsys):
+    """Issue 21: the full recipe expects ImageNet features, so without --weights or --pretrained it is refused in one
+    line naming the three flags, before any work; with --random-init it trains from random weights, freezing nothing."""
+    ph, _, cache = tiny_run
+    start = ('train', '--data', ph, '--cache', cache, '--series', 'Sagittal T2/STIR', '--out', tmp_path/'run')
+    rc, out, err = run_main(capsys, *start)
+    one_line_error(rc, err, '--weights FILE', '--pretrained', '--random-init')
+    assert not (tmp_path/'run').exists()
+    small = ('--model', 'test_efficientnet', '--image-size', 48, '--cache-size', 48, '--slices', 3, '--epochs', 1,
+             '--batch-size', 4, '--n-folds', 3, '--workers', 0)
+    rc, out, err = run_main(capsys, *start, *small, '--random-init')
+    assert rc == 0, err
+    cfg = json.loads((tmp_path/'run'/'config.json').read_text())
+    assert (cfg['random_init'], cfg['freeze'], cfg['schedule'], cfg['weight_decay']) == (True, 0.0, 'cosine', 0.01)
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith('Sagittal T2/STIR epoch 0: train loss '), out
+    assert lines[1].startswith(f"{tmp_path/'run'}: best epoch 0, validation weighted cross-entropy "), out
 
 def test_prior_is_smoothed_on_a_small_train_set(tmp_path):
     "Item 20: a class absent from a column of a 6-study train set is not given p≈0, and on the phantom's hidden labels the smoothed prior scores far better than the raw frequencies."
