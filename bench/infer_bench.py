@@ -14,18 +14,13 @@ import torch
 from lumbar_rsna.core import SERIES_TYPES, read_series_descriptions
 from lumbar_rsna.phantom import make_phantom
 from lumbar_rsna.cache import preprocess
-from lumbar_rsna.model import SeriesModel
 from lumbar_rsna.train import recipe
-from lumbar_rsna.runs import TrainedModel, resolve_device
-from lumbar_rsna.localize import LocalizerModel, localize
-from lumbar_rsna.grade import GraderModel, grade_studies
+from lumbar_rsna.runs import untrained, resolve_device
+from lumbar_rsna.localize import localize
+from lumbar_rsna.grade import grade_studies
 from lumbar_rsna.predict import predict_seed
 
 KAGGLE_STUDIES, KAGGLE_SECONDS = 720, 9 * 3600
-
-def trained(model_class, cfg, dev) -> TrainedModel:
-    "A run of `cfg` with random weights, in eval mode on `dev`."
-    return TrainedModel(model_class.from_config(cfg, for_training=False).to(dev).eval(), cfg)
 
 def timed(f) -> float:
     t = time.perf_counter()
@@ -45,9 +40,9 @@ def main(n_studies: int = 4, size: str = 'small'):
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         ph = make_phantom(d/'ph', 1, seed=0, test_studies=n_studies, size=size, progress=False)
-        seed = {st: trained(SeriesModel, recipe('series', 'full', series_type=st), dev) for st in SERIES_TYPES}
-        locs = {st: trained(LocalizerModel, recipe('localize', 'full', series_type=st), dev) for st in SERIES_TYPES}
-        g = trained(GraderModel, recipe('grade', 'full'), dev)
+        seed = {st: untrained(recipe('series', 'full', series_type=st), dev) for st in SERIES_TYPES}
+        locs = {st: untrained(recipe('localize', 'full', series_type=st), dev) for st in SERIES_TYPES}
+        g = untrained(recipe('grade', 'full'), dev)
         cache = lambda n: d/f'cache{n}'
         decode = lambda size: lambda: preprocess(ph, cache(size), 'test', size=size, workers=1, progress=False, strict=False)
         times, coords = {}, []

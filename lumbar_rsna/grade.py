@@ -208,6 +208,7 @@ class GradeTask(Task):
     "Stage 2 for the training loop: crops around each level's findings, the three series fused, the metric as the loss."
     config = GradeConfig
     calibrates = True
+    loss_name = 'validation competition score'
 
     def datasets(self, progress: bool = True):
         c = self.cfg

@@ -352,6 +352,7 @@ def localizer_scores(h: torch.Tensor, ds: LocalizerDataset) -> dict:
 
 class LocalizerTask(Task):
     "Stage 1's model of one series type, for the training loop."
+    loss_name = 'validation mean error (mm, capped at 50)'
     config = LocalizerConfig
 
     def datasets(self, progress: bool = True):

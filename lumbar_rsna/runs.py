@@ -18,7 +18,7 @@ from .train import TrainConfig, make_task, load_checkpoint, check_meta
 
 # %% auto #0
 __all__ = ['ENSEMBLE_SPACE', 'find_runs', 'read_temperature', 'Run', 'held_out', 'out_of_fold', 'resolve_device', 'autocast',
-           'batch_size_for', 'TrainedModel', 'load_run', 'Models', 'ensemble_mean', 'apply_temperature',
+           'batch_size_for', 'TrainedModel', 'load_run', 'untrained', 'Models', 'ensemble_mean', 'apply_temperature',
            'fit_temperature', 'calibrate_run']
 
 # %% ../nbs/08_runs.ipynb #97493558
@@ -149,6 +149,12 @@ def load_run(run, device='cpu', which: str = 'best') -> TrainedModel:
         raise ValueError(f'{path}: weights do not fit {run.cfg.model!r}: {str(e).splitlines()[0]}') from None
     model = model.to(resolve_device(device)).eval()
     return TrainedModel(model, run.cfg, run.temperature, run.weight, run.path)
+
+# %% ../nbs/08_runs.ipynb #2cd02683
+def untrained(cfg: TrainConfig, device='cpu') -> TrainedModel:
+    "A `TrainedModel` of `cfg` with its network's initial (random) weights, in eval mode on `device`."
+    model = make_task(cfg).build_model(for_training=False)
+    return TrainedModel(model.to(resolve_device(device)).eval(), cfg)
 
 # %% ../nbs/08_runs.ipynb #1661a016
 def _run_weights(weights, runs: list[Path], models) -> dict:

@@ -53,6 +53,7 @@ class SeriesTask(Task):
     "The seed method's model of one series type, for the training loop."
     config = SeriesConfig
     calibrates = True
+    loss_name = 'validation weighted cross-entropy'
 
     def datasets(self, progress: bool = True) -> tuple[SeriesDataset, SeriesDataset]:
         labels, items, cache = series_data(self.cfg, progress)

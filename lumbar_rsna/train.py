@@ -35,6 +35,7 @@ class Task:
     "What a kind of model brings to the loop: its config class, datasets, model, loss, and validation metrics."
     config: ClassVar[type] = TrainConfig
     calibrates: ClassVar[bool] = False            # its validation pass gives class probabilities, so a temperature can be fitted
+    loss_name: ClassVar[str] = 'validation loss'  # what its validation `loss` is, in words (the console says it)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -310,13 +311,14 @@ def validate(fit: Fit, task: Task, ds, workers: int) -> dict:
     out = predict_batches(fit.eval_model, ds, task.predict_step, task.cfg.batch_size * 2, fit.device, workers)
     return task.metrics(out, ds)
 
-def epoch_line(name: str,   # the run's name (`cfg.name`)
-               row: dict,   # the epoch's row of the log
+def epoch_line(name: str,                       # the run's name (`cfg.name`)
+               row: dict,                       # the epoch's row of the log
+               loss_name: str = 'validation loss',  # what the validation loss is (`Task.loss_name`)
               ) -> str:
     "The console line of an epoch: its losses, the validation metrics, the learning rate and the time."
     parts = [f'{k.removeprefix("val_")} {v:.4g}' for k, v in row.items() if k.startswith('val_') and k != 'val_loss']
     more = f' ({", ".join(parts)})' if parts else ''
-    return (f"{name} epoch {row['epoch']}: train loss {row['train_loss']:.4f}, validation loss {row['val_loss']:.4f}"
+    return (f"{name} epoch {row['epoch']}: train loss {row['train_loss']:.4f}, {loss_name} {row['val_loss']:.4f}"
             f"{more}, lr {row['lr']:.2e}, {row['seconds']:.1f} s")
 
 # %% ../nbs/07_train.ipynb #2ef9f6e9
@@ -352,7 +354,7 @@ def train(cfg: TrainConfig, out, resume: bool = False, progress: bool = True, on
                         lr=fit.opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 2)))
         state = dict(epoch=epoch, done=stopper.stop or epoch == cfg.epochs - 1, stopper=asdict(stopper))
         if rank == 0: save_checkpoints(fit, task, out, state, log, better)
-        if rank == 0 and progress: print(epoch_line(cfg.name, log[-1]), flush=True)
+        if rank == 0 and progress: print(epoch_line(cfg.name, log[-1], task.loss_name), flush=True)
     if world > 1: _check_ranks_agree(fit.model, out, rank, world)
     return {**run_result(out), 'label_fixes': label_fixes(ds_tr, ds_va)}
 

@@ -2,6 +2,16 @@ import os
 from pathlib import Path
 import pytest
 
+TYPES = ('Sagittal T2/STIR', 'Sagittal T1', 'Axial T2')
+
+def random_localizers(seed: int = 0) -> dict:
+    "A localiser of each series type with random weights (eval mode), as `localize` takes them: for checks that hold whatever the weights."
+    import torch
+    from lumbar_rsna.train import recipe
+    from lumbar_rsna.runs import untrained
+    torch.manual_seed(seed)
+    return {st: [untrained(recipe('localize', 'tiny', series_type=st))] for st in TYPES}
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent/'shared'/'data'/'rsna2024_real'
 

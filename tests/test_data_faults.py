@@ -10,6 +10,7 @@ from lumbar_rsna.cache import cache_series, preprocess, summarise
 from lumbar_rsna.cli import main
 
 TYPES = ('Sagittal T2/STIR', 'Sagittal T1', 'Axial T2')
+from conftest import random_localizers      # a localiser of each type with random weights
 
 
 @pytest.fixture(scope='module')
@@ -113,17 +114,6 @@ def test_report_leaves_out_a_labelled_point_whose_instance_is_missing(ph_copy):
     assert sum('not in its series' in m for m in msgs) == 1
 
 
-def random_localizers(seed: int = 0) -> dict:
-    "A localiser of each series type with random weights (eval mode)."
-    from lumbar_rsna.localize import LocalizerModel
-    from lumbar_rsna.train import recipe
-    from lumbar_rsna.runs import TrainedModel
-    torch.manual_seed(seed)
-    out = {}
-    for st in TYPES:
-        cfg = recipe('localize', 'tiny', series_type=st)
-        out[st] = [TrainedModel(LocalizerModel.from_config(cfg, for_training=False).eval(), cfg)]
-    return out
 
 
 def test_second_series_of_a_sagittal_type_is_used_when_the_first_does_not_load(ph_copy, tmp_path):

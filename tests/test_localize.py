@@ -7,27 +7,19 @@ import shutil, warnings
 import numpy as np, pandas as pd, pydicom, pytest, torch
 from lumbar_rsna.core import read_coordinates, read_series_descriptions
 from lumbar_rsna.phantom import make_phantom
-from lumbar_rsna.localize import LocalizerModel, localize
-from lumbar_rsna.runs import TrainedModel
+from lumbar_rsna.localize import localize
 from lumbar_rsna.analysis import localization_errors
 from lumbar_rsna.train import train, recipe
 from lumbar_rsna.cli import main
 
 TYPES = ('Sagittal T2/STIR', 'Sagittal T1', 'Axial T2')
+from conftest import random_localizers      # a localiser of each type with random weights
 
 @pytest.fixture(scope='module')
 def phantom(tmp_path_factory):
     d = tmp_path_factory.mktemp('loc')
     return make_phantom(d/'ph', 8, seed=3, test_studies=3, progress=False), d
 
-def random_localizers(seed: int = 0) -> dict:
-    "A localiser of each series type with random weights (eval mode)."
-    torch.manual_seed(seed)
-    out = {}
-    for st in TYPES:
-        cfg = recipe('localize', 'tiny', series_type=st)
-        out[st] = [TrainedModel(LocalizerModel.from_config(cfg, for_training=False).eval(), cfg)]
-    return out
 
 def run(root, locs, tmp, name) -> pd.DataFrame:
     with warnings.catch_warnings():
