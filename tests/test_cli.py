@@ -198,7 +198,8 @@ def test_full_recipe_needs_starting_weights(tiny_run, tmp_path, capsys):
     assert (cfg['random_init'], cfg['freeze'], cfg['schedule'], cfg['weight_decay']) == (True, 0.0, 'cosine', 0.01)
     lines = out.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith('Sagittal T2/STIR epoch 0: train loss '), out
-    assert lines[1].startswith(f"{tmp_path/'run'}: best epoch 0, validation weighted cross-entropy "), out
+    assert lines[1].startswith(f"{tmp_path/'run'}: best epoch 0, validation competition score "), out
+    assert 'validation weighted cross-entropy' in lines[0]                   # the series model's loss, named
 
 def test_prior_is_smoothed_on_a_small_train_set(tmp_path):
     "Item 20: a class absent from a column of a 6-study train set is not given p≈0, and on the phantom's hidden labels the smoothed prior scores far better than the raw frequencies."
