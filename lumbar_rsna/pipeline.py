@@ -148,6 +148,8 @@ def run_pipeline(data,                       # the competition's folder (or a ph
         build_kaggle_dataset(runs, ds, root, timing=timing if 'seconds_per_study' in timing else None)
         return f'{ds.name}/ ({sum(f.stat().st_size for f in ds.rglob("*") if f.is_file()) / 2 ** 20:.1f} MiB)'
 
+    for task in ('localize', 'grade', *(['series'] if seed_models else [])):   # starting weights stated, before any work
+        task_recipe(task, name, series_type=SERIES_TYPES[0], **settings).check_start()
     step('preprocess', decode)
     step('localisers', lambda: train_kind('localize', name, out, folds, progress, **settings))
     step('out-of-fold coordinates', localise_oof)
