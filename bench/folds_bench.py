@@ -2,7 +2,8 @@
 
 The two-stage pipeline at the demo recipes on the demo's phantom (240 training and 60 test studies, 96 px): the three
 localisers and stage 2 on all `--folds` folds (stage 2 validated at stage 1's out-of-fold coordinates, calibrated), and
-fold 0 once more with another seed (other folds, other initial weights), to show how much one run moves. Printed:
+fold 0 once more with another seed (`--seeds 2`, the default: other folds, other initial weights), to show how much one
+run moves. Printed:
 - the test score and share of the prior→oracle gap of fold 0 alone (both seeds) and of the all-fold ensemble, its
   calibrated probabilities averaged as probabilities and as log-probabilities (`runs.ENSEMBLE_SPACE`);
 - the out-of-fold CV score of the whole pipeline on all training studies (`predict.cross_validate`) beside the test
@@ -48,7 +49,7 @@ def test_score(root: Path, models, cache: Path, sol: pd.DataFrame, oracle: float
     s = score(sol, sub)[0]
     return dict(score=s, gap_closed=(prior - s) / (prior - oracle))
 
-def main(out: Path, folds: str, studies: int, test_studies: int):
+def main(out: Path, folds: str, studies: int, test_studies: int, seeds: int = 2):
     warnings.simplefilter('ignore')
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -57,14 +58,14 @@ def main(out: Path, folds: str, studies: int, test_studies: int):
         make_phantom(root, studies, 0, test_studies, progress=False)
     preprocess(root, cache, 'all', size=96, progress=False)
     all_runs = train_stage(out, root, cache, folds, 0, t0)
-    other = train_stage(out, root, cache, '0', 1, t0)
+    others = [train_stage(out, root, cache, '0', s, t0) for s in range(1, seeds)]
     sol = read_train(root/'phantom_test_labels.csv')
     labels, test_ids = read_train(root/'train.csv'), sol.study_id
     prior = score(sol, prior_submission(fit_prior(labels), test_ids))[0]
     oracle = score(sol, read_sample_submission(root/'phantom_test_oracle.csv'))[0]
     ms = Models.of(all_runs)
     rows = {}
-    for seed, runs in ((0, all_runs), (1, other)):
+    for seed, runs in enumerate([all_runs, *others]):
         say(t0, f'test: fold 0 alone, seed {seed}')
         rows[f'fold 0 alone (seed {seed})'] = test_score(root, Models([r for r in Models.of(runs).runs if r.fold == 0]), cache, sol, oracle, prior)
     n = len({r.fold for r in ms.runs})
@@ -93,5 +94,6 @@ if __name__ == '__main__':
     ap.add_argument('--out', default='folds_bench_out', help='working folder (resumable)')
     ap.add_argument('--folds', default='all', help="folds of the ensemble ('all': the demo recipe's 4)")
     ap.add_argument('--studies', type=int, default=240); ap.add_argument('--test-studies', type=int, default=60)
+    ap.add_argument('--seeds', type=int, default=2, help='fold 0 trained with this many seeds, to show how much one run moves')
     a = ap.parse_args()
-    main(Path(a.out), a.folds, a.studies, a.test_studies)
+    main(Path(a.out), a.folds, a.studies, a.test_studies, a.seeds)
