@@ -214,14 +214,15 @@ def cmd_pipeline(args) -> int:
     settings = {k: getattr(args, k) for k in given if getattr(args, k) not in (None, False)}
     if args.cache: settings['cache'] = args.cache
     res = run_pipeline(data_root(args.data), args.out, args.recipe, args.folds, args.seed_models, not args.no_kaggle,
-                       device_of(args), say=lambda m: print(f'pipeline: {m}', flush=True), **settings)
+                       device_of(args), jobs=args.jobs, say=lambda m: print(f'pipeline: {m}', flush=True), **settings)
     print(res['cv'].round(4).to_string())
     return 0
 
 def cmd_demo(args) -> int:
     "The main job: phantom → preprocess → three models → submission → score, with plots."
     from lumbar_rsna.demo import run_demo
-    run_demo(args.out, studies=args.studies, test_studies=args.test_studies, epochs=args.epochs, seed=args.seed)
+    run_demo(args.out, studies=args.studies, test_studies=args.test_studies, epochs=args.epochs, seed=args.seed,
+             jobs=args.jobs)
     return 0
 
 # %% ../nbs/90_cli.ipynb #r3p0rt01
@@ -360,11 +361,15 @@ def _delivery_commands(sub):
     s.add_argument('--seed', type=int, help='folds, initial weights and augmentation (default: 0)')
     s.add_argument('--cache', help='preprocessing cache (default: OUT/cache)'); s.add_argument('--workers', type=int, help='DataLoader worker processes')
     s.add_argument('--no-kaggle', action='store_true', help='stop after the CV score: no Kaggle dataset')
+    s.add_argument('--jobs', type=int, default=1, help='2: with --seed-models, the seed models train in a process of '
+                   'their own beside stage 1 and 2, each with half the CPU threads (a CPU machine; default: 1)')
     _device_option(s); s.set_defaults(func=cmd_pipeline)
     s = sub.add_parser('demo', help='the main job on the phantom: make, preprocess, train, predict, score')
     s.add_argument('--out', default='demo_out', help='folder for everything the demo writes')
     s.add_argument('--studies', type=int, default=240, help='phantom train studies'); s.add_argument('--test-studies', type=int, default=60, help='phantom test studies')
     s.add_argument('--epochs', type=int, default=30, help='most epochs per model'); s.add_argument('--seed', type=int, default=0, help='phantom and training seed')
+    s.add_argument('--jobs', type=int, default=2, help='processes training at once: 2 trains the seed models beside '
+                   'stage 1 and 2, each with one of two cores (default: 2; 1: one after the other)')
     s.set_defaults(func=cmd_demo)
     s = sub.add_parser('report', help="the radiologist's report of test studies: one self-contained HTML page each")
     s.add_argument('--data', help=DATA_HELP)

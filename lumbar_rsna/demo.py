@@ -69,7 +69,9 @@ def print_localization(err: pd.DataFrame):
           f'{err.level_right.mean():.1%} at the right level (axial: {err[err.condition.str.contains("Subarticular")].level_right.mean():.1%})')
 
 def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs: int = 30, seed: int = 0, size: int = 96,
-             progress: bool = True) -> pd.DataFrame:
+             progress: bool = True,
+             jobs: int = 2,   # 2: the seed models train in a process of their own beside stage 1 and 2 (`run_pipeline`)
+            ) -> pd.DataFrame:
     "The pipeline at the demo recipe on a phantom (the localisers, stage 2 and the seed models on fold 0, calibration, CV, the Kaggle dataset), then the test studies' submissions compared: the score table (scores.csv) and the localisation report, with plots."
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,7 @@ def run_demo(out='demo_out', studies: int = 240, test_studies: int = 60, epochs:
         say(f'making the phantom: {studies} train and {test_studies} test studies')
         make_phantom(root, studies, seed, test_studies, progress=progress)
     most = {t: min(epochs, r['demo']['epochs']) for t, r in (('series', RECIPES), ('localize', LOCALIZER_RECIPES), ('grade', GRADE_RECIPES))}
-    res = run_pipeline(root, out, 'demo', seed_models=True, device='cpu', progress=progress, say=say,
+    res = run_pipeline(root, out, 'demo', seed_models=True, device='cpu', jobs=jobs, progress=progress, say=say,
                        epochs=most, seed=seed, image_size=size, cache_size=size)
     cache = out/'cache'
     say('predicting the test studies')

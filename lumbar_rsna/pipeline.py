@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses, json, os, time
 from pathlib import Path
-import pandas as pd
+import pandas as pd, torch
 from .core import SERIES_TYPES, series_slug
 from .cache import ensure_cached
 from .config import recipe, config_class
@@ -16,7 +16,7 @@ from .localize import localize
 from .predict import cross_validate
 
 # %% auto #0
-__all__ = ['DEFAULT_FOLDS', 'task_recipe', 'is_fresh', 'run_files', 'train_kind', 'calibrate_runs', 'PipelineStep',
+__all__ = ['DEFAULT_FOLDS', 'task_recipe', 'is_fresh', 'run_files', 'train_kind', 'calibrate_runs', 'PipelineStep', 'SideJob',
            'run_pipeline']
 
 # %% ../nbs/88_pipeline.ipynb #0d309c23
@@ -83,6 +83,45 @@ class PipelineStep:
     def __str__(self) -> str: return f'{self.name}: {self.said} ({self.seconds:.0f} s)'
 
 # %% ../nbs/88_pipeline.ipynb #52e08166
+def _timed_call(threads: int, fn, args: tuple, kw: dict) -> tuple:
+    "The body of a side process: `fn(*args, **kw)` with `threads` torch threads; (its result, its seconds)."
+    import warnings
+    torch.set_num_threads(threads)
+    warnings.simplefilter('ignore')                 # the main process has warned of the same data already
+    t0 = time.time()
+    return fn(*args, **kw), time.time() - t0
+
+class SideJob:
+    "`fn(*args, **kw)` in a spawned process of its own, with `threads` of this process's torch threads handed to it."
+    def __init__(self, fn, *args, threads: int = 1, **kw):
+        import multiprocessing
+        self.threads = torch.get_num_threads()
+        self.pool = multiprocessing.get_context('spawn').Pool(1)
+        self.job = self.pool.apply_async(_timed_call, (threads, fn, args, kw))
+        torch.set_num_threads(max(1, self.threads - threads))
+
+    def take_back_threads(self):
+        "Once the side job has finished, this process gets its threads back."
+        if self.job.ready():
+            torch.set_num_threads(self.threads)
+
+    def result(self) -> tuple:
+        "Wait for the side job: (its result, its seconds); its exception is raised here."
+        try:
+            return self.job.get()
+        finally:
+            self.close()
+
+    def close(self):
+        "End the side process (stopped, when it has not finished) and take the threads back."
+        if self.job.ready():
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()
+        torch.set_num_threads(self.threads)
+
+# %% ../nbs/88_pipeline.ipynb #56e31aec
 def run_pipeline(data,                       # the competition's folder (or a phantom's)
                  out,                        # folder for runs/, oof_coordinates.csv, cv.csv, kaggle_dataset/
                  name: str = 'full',         # the recipe of every task: 'full' (a GPU), 'demo' (CPU) or 'tiny'
@@ -90,6 +129,8 @@ def run_pipeline(data,                       # the competition's folder (or a ph
                  seed_models: bool = False,  # also train the seed method's three series models (fallback, comparison)
                  kaggle: bool = True,        # build the Kaggle dataset at the end
                  device='auto',              # where calibration and CV predict
+                 jobs: int = 1,              # 2: the seed models train in a process of their own beside stage 1 and 2,
+                                             # each with half the CPU threads (for a CPU; on one GPU keep 1)
                  progress: bool = True,
                  say=print,                  # called with each step's summary line
                  **settings,                 # settings on top of the recipes (each to the tasks that have it)
@@ -102,7 +143,11 @@ def run_pipeline(data,                       # the competition's folder (or a ph
     settings = dict(data=str(root), cache=str(settings.pop('cache', out/'cache')), **settings)
     steps, result = {}, {}
 
+    side = None                                # the seed models' process, with jobs > 1
+
     def step(title: str, do):
+        if side is not None:
+            side.take_back_threads()
         t0 = time.time()
         said = do()
         steps[title] = PipelineStep(title, '; '.join(said) if isinstance(said, list) else said, time.time() - t0)
@@ -151,11 +196,22 @@ def run_pipeline(data,                       # the competition's folder (or a ph
     for task in ('localize', 'grade', *(['series'] if seed_models else [])):   # starting weights stated, before any work
         task_recipe(task, name, series_type=SERIES_TYPES[0], **settings).check_start()
     step('preprocess', decode)
-    step('localisers', lambda: train_kind('localize', name, out, folds, progress, **settings))
-    step('out-of-fold coordinates', localise_oof)
-    step('stage 2', lambda: train_kind('grade', name, out, folds, progress, coordinates=str(oof), **settings))
-    if seed_models:
-        step('seed models', lambda: train_kind('series', name, out, folds, progress, **settings))
+    if seed_models and jobs > 1:
+        side = SideJob(train_kind, 'series', name, out, folds, False, threads=max(1, torch.get_num_threads() // 2),
+                       **settings)
+    try:
+        step('localisers', lambda: train_kind('localize', name, out, folds, progress, **settings))
+        step('out-of-fold coordinates', localise_oof)
+        step('stage 2', lambda: train_kind('grade', name, out, folds, progress, coordinates=str(oof), **settings))
+        if side is not None:
+            lines, seconds = side.result()
+            steps['seed models'] = PipelineStep('seed models', '; '.join(lines) + ' (beside stage 1 and 2)', seconds)
+            say(str(steps['seed models']))
+        elif seed_models:
+            step('seed models', lambda: train_kind('series', name, out, folds, progress, **settings))
+    finally:
+        if side is not None:
+            side.close()
     step('calibration', lambda: calibrate_runs(runs, device) or 'up to date')
     step('cv', score_cv)
     if kaggle:

@@ -20,10 +20,10 @@ from .model import predict_batches
 
 # %% auto #0
 __all__ = ['TASKS', 'GROWS', 'Task', 'task_class', 'make_task', 'EarlyStopping', 'cuda_determinism', 'default_workers',
-           'run_device', 'check_run_folder', 'prepared_datasets', 'optimizer_for', 'Schedule', 'Fit', 'build_fit',
-           'save_checkpoints', 'fresh_state', 'load_checkpoint', 'check_meta', 'load_last', 'epoch_loader',
-           'train_epoch', 'validate', 'epoch_line', 'train', 'label_fixes', 'run_result', 'parse_folds', 'run_status',
-           'train_folds', 'plot_log']
+           'run_device', 'check_run_folder', 'prepared_datasets', 'optimizer_for', 'Schedule', 'Fit', 'native_bf16',
+           'cpu_bf16', 'build_fit', 'save_checkpoints', 'fresh_state', 'load_checkpoint', 'check_meta', 'load_last',
+           'epoch_loader', 'train_epoch', 'validate', 'epoch_line', 'train', 'label_fixes', 'run_result', 'parse_folds',
+           'run_status', 'train_folds', 'plot_log']
 
 # %% ../nbs/07_train.ipynb #1a5be792
 from .config import arg, TrainConfig, ModelConfig, TEST_NET, config_class, recipe   # the settings, light to import
@@ -182,9 +182,15 @@ class Fit:
     sched: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     device: torch.device
-    amp: bool
+    amp: bool                           # mixed precision: float16 on CUDA, bfloat16 on a CPU (`amp_dtype`)
     clip_grad: float = 0.0              # largest gradient norm (0: no clipping)
     ema: ModelEmaV3 | None = None       # the moving average of the weights, when the run keeps one
+    amp_dtype: torch.dtype = torch.float16
+
+    @property
+    def channels_last(self) -> bool:
+        "Whether batches go in channels-last (where mixed precision's kernels want them: CUDA, a CPU in bfloat16)."
+        return self.device.type == 'cuda' or self.amp
 
     @property
     def eval_model(self) -> nn.Module:
@@ -212,6 +218,19 @@ class Fit:
 # an AMP step skipped for overflowing gradients makes PyTorch think the schedule is stepped before the optimiser
 warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`')
 
+def native_bf16() -> bool:
+    "Whether this CPU computes bfloat16 natively (Intel AMX or AVX512-BF16), where bfloat16 training pays."
+    checks = ('_is_amx_tile_supported', '_is_avx512_bf16_supported')
+    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
+
+def cpu_bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    "Whether a run of `cfg` on `device` trains in bfloat16 on the CPU: asked for (`cpu_bf16`) and native here."
+    if not (cfg.cpu_bf16 and device.type == 'cpu'):
+        return False
+    if not native_bf16():
+        warnings.warn('cpu_bf16: this CPU has no native bfloat16 (AMX or AVX512-BF16), so training stays in float32')
+    return native_bf16()
+
 def build_fit(task: Task,               # the task of the run: its config and model
               device: torch.device,     # where to train
               steps_per_epoch: int,     # optimiser steps in an epoch, for the schedule
@@ -220,13 +239,15 @@ def build_fit(task: Task,               # the task of the run: its config and mo
     cfg = task.cfg
     torch.manual_seed(cfg.seed)
     model = task.build_model().to(device)
-    if device.type == 'cuda': model = model.to(memory_format=torch.channels_last)
+    cuda_amp, cpu_amp = cfg.amp and device.type == 'cuda', cpu_bf16(cfg, device)
+    if device.type == 'cuda' or cpu_amp: model = model.to(memory_format=torch.channels_last)
     opt = optimizer_for(cfg, model)
     schedule = Schedule.of(cfg, steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: schedule(k))   # not saved: a resume uses its own
-    amp = cfg.amp and device.type == 'cuda'
     ema = ModelEmaV3(model, decay=cfg.ema, use_warmup=True) if cfg.ema else None
-    return Fit(model, opt, sched, torch.amp.GradScaler('cuda', enabled=amp), device, amp, cfg.clip_grad, ema)
+    scaler = torch.amp.GradScaler('cuda', enabled=cuda_amp)             # bfloat16 needs no loss scaling
+    dtype = torch.bfloat16 if device.type == 'cpu' else torch.float16
+    return Fit(model, opt, sched, scaler, device, cuda_amp or cpu_amp, cfg.clip_grad, ema, dtype)
 
 # %% ../nbs/07_train.ipynb #da772ddd
 def save_checkpoints(fit: Fit, task: Task, out: Path, state: dict, log: list, better: bool):
@@ -300,7 +321,8 @@ def train_epoch(fit: Fit, net: nn.Module, task: Task, dl, desc: str = '', on_bat
     for b, (x, y) in enumerate(tqdm(dl, desc=desc, disable=not desc, leave=False)):
         if on_batch: on_batch(epoch, b)
         x, y = x.to(fit.device, non_blocking=True), y.to(fit.device, non_blocking=True)
-        with torch.autocast(fit.device.type, dtype=torch.float16, enabled=fit.amp):
+        if fit.channels_last and x.dim() == 4: x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(fit.device.type, dtype=fit.amp_dtype, enabled=fit.amp):
             loss = task.loss(net(x), y)
         fit.step(loss)
         losses.append(loss.item())

@@ -9,12 +9,16 @@ def cli(*args, cwd=None):
 
 def test_pipeline_end_to_end_then_passed_over(tmp_path):
     ph = make_phantom(tmp_path/'ph', 12, seed=1, test_studies=3, progress=False)
-    job = ['pipeline', '--data', ph, '--out', tmp_path/'job', '--recipe', 'tiny', '--epochs', 1, '--seed-models', '--device', 'cpu']
+    job = ['pipeline', '--data', ph, '--out', tmp_path/'job', '--recipe', 'tiny', '--epochs', 1, '--seed-models', '--device', 'cpu',
+           '--jobs', 2]                                     # the seed models in a process of their own
     r = cli(*job)
     assert r.returncode == 0, r.stdout + r.stderr
     steps = [l.split(':')[1].strip() for l in r.stdout.splitlines() if l.startswith('pipeline: ')]
     assert steps == ['preprocess', 'localisers', 'out-of-fold coordinates', 'stage 2', 'seed models', 'calibration', 'cv',
                      'Kaggle dataset'], r.stdout
+    assert 'beside stage 1 and 2' in next(l for l in r.stdout.splitlines() if l.startswith('pipeline: seed models')), r.stdout
+    assert sorted(p.parent.parent.name for p in (tmp_path/'job'/'runs'/'series').glob('*/fold0/best.pt')) == [
+        'axial_t2', 'sagittal_t1', 'sagittal_t2_stir']
     out = tmp_path/'job'
     assert (out/'oof_coordinates.csv').exists() and pd.read_csv(out/'cv.csv').folds.tolist() == ['fold 0', 'all']
     ds = out/'kaggle_dataset'
