@@ -9,14 +9,26 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DATA_HELP', 'OUTPUTS', 'data_root', 'cmd_prior', 'read_solution', 'print_score', 'cmd_score', 'cmd_phantom',
-           'cmd_preprocess', 'train_config', 'train_from_args', 'print_label_fixes', 'cmd_train', 'cmd_localize',
-           'models_of', 'device_of', 'cmd_calibrate', 'cmd_predict', 'cmd_cv', 'cmd_kaggle_dataset',
-           'cmd_kaggle_notebook', 'cmd_pipeline', 'cmd_demo', 'cmd_report', 'add_config_options', 'parser',
-           'check_outputs', 'main']
+           'cmd_preprocess', 'add_config_options', 'train_config', 'train_from_args', 'print_label_fixes', 'cmd_train',
+           'models_of', 'device_of', 'cmd_localize', 'cmd_calibrate', 'cmd_predict', 'cmd_cv', 'cmd_kaggle_dataset',
+           'cmd_kaggle_notebook', 'cmd_pipeline', 'cmd_demo', 'cmd_report', 'parser', 'check_outputs', 'main']
 
-# %% ../nbs/90_cli.ipynb #3e86c95a
-def data_root(data=None) -> Path:
-    "The dataset folder for a command; without one, the phantom, said on stderr every time (and made if it is not there yet)."
+# %% ../nbs/90_cli.ipynb #83ea37de
+class _Help(argparse.HelpFormatter):
+    "Option help that ends with the option's default, where it has one worth saying."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        worth = all(action.default is not v for v in (None, False, argparse.SUPPRESS))
+        if action.option_strings and worth and 'default' not in h:
+            h = f'{h} (default: {action.default})'.strip()
+        return h
+
+# %% ../nbs/90_cli.ipynb #34277640
+DATA_HELP = 'dataset folder (default: $LUMBAR_RSNA_DATA, Kaggle input, or the phantom)'
+
+def data_root(data=None, # `--data`: a dataset folder in the competition's layout, or None
+             ) -> Path:
+    "The dataset folder of a command; without `data`, the phantom, said on stderr every time (and made if missing)."
     from lumbar_rsna.core import cache_root, resolve_data_root
     root = resolve_data_root(data)
     if data is None and root == cache_root()/'phantom':
@@ -25,10 +37,11 @@ def data_root(data=None) -> Path:
             print(f'no dataset given: making the phantom in {root}', file=sys.stderr)
             ensure_phantom(root, n_studies=48, progress=False)
         else:
-            print(f"no dataset given (--data, $LUMBAR_RSNA_DATA or Kaggle's input folder): using the phantom in {root}", file=sys.stderr)
+            print("no dataset given (--data, $LUMBAR_RSNA_DATA or Kaggle's input folder): "
+                  f'using the phantom in {root}', file=sys.stderr)
     return root
 
-# %% ../nbs/90_cli.ipynb #34277640
+# %% ../nbs/90_cli.ipynb #4350961a
 def cmd_prior(args) -> int:
     "Fit per-column priors on train.csv and write a submission for the test studies."
     from lumbar_rsna.core import read_train, fit_prior, expected_rows, prior_submission
@@ -39,20 +52,40 @@ def cmd_prior(args) -> int:
     sub = prior_submission(prior, rows.study_id.unique()).set_index('row_id').loc[rows.row_id].reset_index()
     validate_submission(sub, rows.study_id.unique())
     write_csv_atomic(sub, args.out)
-    print(f'wrote {args.out}: {len(sub)} rows for {rows.study_id.nunique()} studies ({"unweighted" if args.unweighted else "weighted"} prior from {root/"train.csv"})')
+    kind = 'unweighted' if args.unweighted else 'weighted'
+    print(f'wrote {args.out}: {len(sub)} rows for {rows.study_id.nunique()} studies '
+          f'({kind} prior from {root/"train.csv"})')
     return 0
 
-def read_solution(path) -> pd.DataFrame:
+# %% ../nbs/90_cli.ipynb #a28215f6
+def _add_prior(sub):
+    "prior: the per-column prior submission."
+    s = sub.add_parser('prior', help='write a per-column prior submission for the test studies')
+    s.add_argument('--data', help=DATA_HELP)
+    s.add_argument('--out', default='submission.csv', help='the submission CSV')
+    s.add_argument('--unweighted', action='store_true',
+                   help='plain class frequencies instead of p ∝ weight × frequency')
+    s.set_defaults(func=cmd_prior)
+
+# %% ../nbs/90_cli.ipynb #b91ff06f
+def read_solution(path, # train.csv's shape (study_id, then a column per label), or Kaggle's long form
+                 ) -> pd.DataFrame:
     "A solution file: train.csv's shape, or Kaggle's long form (row_id, one-hot classes, sample_weight)."
     from lumbar_rsna.core import read_csv_file, read_train
     head = read_csv_file(path, nrows=0).columns
     return read_train(path) if 'study_id' in head else read_csv_file(path)
 
-def print_score(value: float, terms: dict, file=None):
+# %% ../nbs/90_cli.ipynb #2829cffc
+def print_score(value: float, # the competition score
+                terms: dict,  # {term: its value}, from `metrics.score`
+                file=None,    # where to print (default: stdout)
+               ):
     "The four terms and the score, one per line."
-    for k, v in terms.items(): print(f'{k:>18}: {v:.4f}', file=file)
+    for k, v in terms.items():
+        print(f'{k:>18}: {v:.4f}', file=file)
     print(f'{"score":>18}: {value:.4f}', file=file)
 
+# %% ../nbs/90_cli.ipynb #583ef052
 def cmd_score(args) -> int:
     "Score a submission file against a solution file."
     from lumbar_rsna.core import read_sample_submission
@@ -61,14 +94,40 @@ def cmd_score(args) -> int:
     print_score(value, terms)
     return 0
 
-# %% ../nbs/90_cli.ipynb #e2238df3
+# %% ../nbs/90_cli.ipynb #f6f16fb9
+def _add_score(sub):
+    "score: Kaggle's metric of a submission."
+    s = sub.add_parser('score', help="Kaggle's score of a submission against a solution")
+    s.add_argument('--solution', required=True, help="train.csv-shaped labels or Kaggle's long solution")
+    s.add_argument('--submission', required=True, help='the submission CSV to score')
+    s.set_defaults(func=cmd_score)
+
+# %% ../nbs/90_cli.ipynb #38775ff5
 def cmd_phantom(args) -> int:
     "Write a synthetic competition-format dataset."
     from lumbar_rsna.phantom import make_phantom
-    root = make_phantom(args.out, args.studies, args.seed, args.test_studies, args.size, args.overwrite, workers=args.workers)
-    print(f'wrote {root}: {args.studies} train studies, {args.test_studies if args.test_studies is not None else max(1, args.studies // 4)} test studies ({args.size})')
+    root = make_phantom(args.out, args.studies, args.seed, args.test_studies, args.size, args.overwrite,
+                        workers=args.workers)
+    test = args.test_studies if args.test_studies is not None else max(1, args.studies // 4)
+    print(f'wrote {root}: {args.studies} train studies, {test} test studies ({args.size})')
     return 0
 
+# %% ../nbs/90_cli.ipynb #4fe0fe6f
+def _add_phantom(sub):
+    "phantom: a synthetic dataset."
+    s = sub.add_parser('phantom', help='write a synthetic competition-format dataset')
+    s.add_argument('--out', required=True, help='dataset folder to write (must be empty or new)')
+    s.add_argument('--studies', type=int, default=24, help='train studies')
+    s.add_argument('--seed', type=int, default=0, help='random seed of labels and images')
+    s.add_argument('--test-studies', type=int, help='test studies (default: a quarter of --studies, at least 1)')
+    s.add_argument('--size', default='tiny', choices=['tiny', 'small', 'full'],
+                   help='image size and slices per series: tiny (seconds), small, full (like the real scans)')
+    s.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
+    s.add_argument('--workers', type=int,
+                   help='processes writing studies (default: all cores; the bytes do not depend on it)')
+    s.set_defaults(func=cmd_phantom)
+
+# %% ../nbs/90_cli.ipynb #00f6d94e
 def cmd_preprocess(args) -> int:
     "Convert a dataset's series into the training cache."
     from lumbar_rsna.cache import preprocess, default_cache
@@ -78,14 +137,64 @@ def cmd_preprocess(args) -> int:
     print(f'{cache}: {int((idx.status == "ok").sum())} series cached, {int((idx.status != "ok").sum())} failed')
     return 0
 
-def train_config(args, cls=None):
-    "The config (class `cls`, default SeriesConfig) of parsed `train*` arguments: the recipe, with every option given on the command line on top."
+# %% ../nbs/90_cli.ipynb #78e6caec
+def _add_preprocess(sub):
+    "preprocess: the training cache."
+    s = sub.add_parser('preprocess', help='convert every series into the training cache (resumable)')
+    s.add_argument('--data', help=DATA_HELP)
+    s.add_argument('--cache', help='cache folder (default: one per dataset under $LUMBAR_RSNA_CACHE or '
+                   '~/.cache/lumbar_rsna)')
+    s.add_argument('--split', default='train', choices=['train', 'test', 'all'], help='which series to convert')
+    s.add_argument('--size', type=int, default=256, help='size of the cached slices in pixels')
+    s.add_argument('--workers', type=int, help='processes decoding DICOM (default: all cores)')
+    s.add_argument('--skip-bad-files', action='store_true',
+                   help='skip unreadable files with a warning instead of failing the series')
+    s.set_defaults(func=cmd_preprocess)
+
+# %% ../nbs/90_cli.ipynb #3395cfb8
+def _field_option(p: argparse.ArgumentParser, f: dataclasses.Field, kind: type):
+    "The option of config field `f` of type `kind`: a flag for a bool, else a typed option; its help from the field."
+    md = f.metadata
+    flag = md.get('flag', '--' + f.name.replace('_', '-'))
+    if kind is bool:
+        action = 'store_false' if f.default else 'store_true'
+        p.add_argument(flag, dest=f.name, action=action, default=argparse.SUPPRESS,
+                       help=md.get('flag_help', md['help']))
+    else:
+        default = '' if f.default is None or md.get('required') else f' (default: {f.default})'
+        p.add_argument(flag, dest=f.name, type=kind, choices=md.get('choices'), required=md.get('required', False),
+                       default=argparse.SUPPRESS, help=md['help'] + default)
+
+# %% ../nbs/90_cli.ipynb #ee08f582
+def add_config_options(p: argparse.ArgumentParser, # the (sub)parser to add to
+                       cls,                        # a config dataclass (`config.SeriesConfig`, …)
+                      ):
+    "One option per field of config dataclass `cls`, with the field's help; an option not given stays absent."
+    from lumbar_rsna.config import TrainConfig
+    hints = typing.get_type_hints(cls)
+    shared = {f.name for f in dataclasses.fields(TrainConfig)}
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):
+        if f.metadata.get('cli') is False:          # set by the config itself (a dataset's fingerprint)
+            continue
+        t = hints[f.name]
+        kind = next((a for a in typing.get_args(t) if a is not type(None)), t)     # int | None → int
+        _field_option(p, f, kind)
+
+# %% ../nbs/90_cli.ipynb #eef4efdb
+def train_config(args,     # parsed arguments of a `train*` command
+                 cls=None, # its config class (default: `config.SeriesConfig`)
+                ):
+    "The config of parsed `train*` arguments: the recipe, with every option given on the command line on top."
     from lumbar_rsna.config import SeriesConfig
     cls = cls or SeriesConfig
-    return cls.from_recipe(args.recipe, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return cls.from_recipe(args.recipe, **given)
 
-def train_from_args(args, cls=None) -> dict:
-    "Train the runs a `train*` command describes (see `train_config`): {run folder: best epoch's metrics}; with `--folds`, one run per fold in `out/fold<k>/`."
+# %% ../nbs/90_cli.ipynb #edacc58d
+def train_from_args(args,     # parsed arguments of a `train*` command
+                    cls=None, # its config class (see `train_config`)
+                   ) -> dict:
+    "Train the runs a `train*` command describes: {run folder: best epoch's metrics}; `--folds`: one per fold."
     from lumbar_rsna.train import train, train_folds
     args.data = str(data_root(getattr(args, 'data', None)))
     cfg = train_config(args, cls)
@@ -93,6 +202,7 @@ def train_from_args(args, cls=None) -> dict:
         return {Path(args.out): train(cfg, args.out, resume=args.resume)}
     return {Path(args.out)/f'fold{k}': r for k, r in train_folds(cfg, args.out, args.folds).items()}
 
+# %% ../nbs/90_cli.ipynb #5f2ec9d9
 def _summary(res: dict, task: str) -> str:
     "A run's result in a line, its validation figures named for what they are."
     get = lambda k: res.get(k, float('nan'))
@@ -102,17 +212,23 @@ def _summary(res: dict, task: str) -> str:
     ce = res.get('val_ce', get('val_loss'))     # stage 2 watches the score, a series model the cross-entropy
     return f'validation competition score {get("val_score"):.4f}, weighted cross-entropy {ce:.4f}'
 
-def print_label_fixes(out, res: dict):
+# %% ../nbs/90_cli.ipynb #759895f5
+def print_label_fixes(out,      # the run folder
+                      res: dict, # its result, with `label_fixes`: {rule: points}
+                     ):
     "The labelled points the run's datasets moved or left out, by rule (each was warned, naming the series), if any."
     fixes = res.get('label_fixes') or {}
     moved = fixes.get('moved to a neighbouring slice', 0)
     lost = {k: n for k, n in fixes.items() if k != 'moved to a neighbouring slice'}
-    if moved: print(f'{out}: {moved} labelled points moved to a neighbouring slice (their instance is not in its series)')
+    if moved:
+        print(f'{out}: {moved} labelled points moved to a neighbouring slice (their instance is not in its series)')
     why = '; '.join(f'{n}: {k}' for k, n in lost.items())
-    if lost: print(f'{out}: {sum(lost.values())} labelled points left out ({why})')
+    if lost:
+        print(f'{out}: {sum(lost.values())} labelled points left out ({why})')
 
+# %% ../nbs/90_cli.ipynb #c8b0b9aa
 def cmd_train(args) -> int:
-    "Train a series type's model (`train`), a localiser (`train-localizer`) or stage 2 (`train-grader`): the command's config class is `args.config`."
+    "Train a series model (`train`), a localiser (`train-localizer`) or stage 2 (`train-grader`): config `args.config`."
     results = train_from_args(args, args.config)
     if os.environ.get('RANK', '0') != '0':                 # under torchrun every rank has the results; rank 0 says them
         return 0
@@ -121,37 +237,111 @@ def cmd_train(args) -> int:
         print_label_fixes(out, res)
     return 0
 
-def cmd_localize(args) -> int:
-    "Write the coordinates of every finding of a split's studies; with --report, the localisation report against the labelled ones."
-    from lumbar_rsna.localize import localize
-    root = data_root(args.data)
-    pred = localize(root, models_of(args), args.out, args.split, args.cache, workers=args.workers, device=device_of(args))
-    print(f'wrote {args.out}: {len(pred)} findings of {pred.study_id.nunique()} studies')
-    if args.report:
-        from lumbar_rsna.analysis import localization_errors, localization_report
-        from lumbar_rsna.core import read_coordinates
-        truth = root/('train_label_coordinates.csv' if args.split == 'train' else 'phantom_test_coordinates.csv')
-        if not truth.exists(): raise FileNotFoundError(f'{truth}: no labelled coordinates of the {args.split} studies to report against')
-        t = read_coordinates(truth)
-        err = localization_errors(pred, t[t.study_id.isin(pred.study_id)], root, args.split)
-        print(localization_report(err).round(3).to_string())
-        print(f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, within 10 mm {(err.mm <= 10).mean():.1%}, level right {err.level_right.mean():.1%}')
-    return 0
+# %% ../nbs/90_cli.ipynb #5832120d
+_RECIPE_HELP = 'named setting the options below change: full (GPU, the defaults shown), demo (CPU demo), tiny (seconds)'
+_FOLDS_HELP = ("'all' or fold numbers such as 0,2: one run per validation fold in OUT/fold<k>/, "
+               'finished folds passed over (unless given more --epochs or --patience) and interrupted ones resumed '
+               '(default: one run into OUT, validated on --fold)')
 
-def models_of(args):
-    "The runs of `--models`, read once, with `--run-weights` (a JSON file {run folder relative to --models: weight}) when given."
+def _train_command(sub, name: str, help: str, cls, func):
+    "A `train*` command: its run folder, its recipe, one option per field of config class `cls`, and --resume."
+    s = sub.add_parser(name, help=help)
+    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
+    s.add_argument('--recipe', default='full', choices=list(cls.recipes), help=_RECIPE_HELP)
+    add_config_options(s, cls)
+    s.add_argument('--folds', help=_FOLDS_HELP)
+    s.add_argument('--resume', action='store_true',
+                   help='continue the run in --out from last.pt (same settings, but --epochs and --patience may grow)')
+    s.set_defaults(func=func, config=cls)
+
+# %% ../nbs/90_cli.ipynb #479a6f56
+def _add_train(sub):
+    "train: one series type's model (the seed method)."
+    from lumbar_rsna.config import SeriesConfig
+    _train_command(sub, 'train', "train one series type's model", SeriesConfig, cmd_train)
+
+# %% ../nbs/90_cli.ipynb #6fd00111
+def _add_train_localizer(sub):
+    "train-localizer: one series type's localiser (stage 1)."
+    from lumbar_rsna.config import LocalizerConfig
+    _train_command(sub, 'train-localizer', "train one series type's localiser (stage 1)", LocalizerConfig, cmd_train)
+
+# %% ../nbs/90_cli.ipynb #8d88f354
+def models_of(args, # parsed arguments with `models` and maybe `run_weights`
+             ):
+    "The runs of `--models`, read once, with `--run-weights` (JSON {run folder relative to --models: weight}) if given."
     from lumbar_rsna.runs import Models
     from lumbar_rsna.core import read_json
     weights = read_json(args.run_weights) if getattr(args, 'run_weights', None) else None
     return Models.of(args.models, weights)
 
-def device_of(args):
+# %% ../nbs/90_cli.ipynb #1b66859f
+def device_of(args, # parsed arguments, maybe with `device`
+             ):
     "The device of `--device` ('auto': CUDA when there is one)."
     from lumbar_rsna.runs import resolve_device
     return resolve_device(getattr(args, 'device', 'auto'))
 
+# %% ../nbs/90_cli.ipynb #2013e545
+def _device_option(s):
+    "--device, for a command that runs models."
+    s.add_argument('--device', default='auto',
+                   help="'auto' (a CUDA GPU when there is one, else the CPU), 'cpu' or 'cuda'")
+
+def _weights_option(s):
+    "--run-weights, for a command that runs ensembles."
+    s.add_argument('--run-weights',
+                   help='JSON file {run folder relative to --models: weight} for the ensembles (default: equal)')
+
+# %% ../nbs/90_cli.ipynb #759ef762
+def cmd_localize(args) -> int:
+    "Write the coordinates of every finding of a split's studies; with --report, the report against the labelled ones."
+    from lumbar_rsna.localize import localize
+    root = data_root(args.data)
+    pred = localize(root, models_of(args), args.out, args.split, args.cache, workers=args.workers,
+                    device=device_of(args))
+    print(f'wrote {args.out}: {len(pred)} findings of {pred.study_id.nunique()} studies')
+    if args.report:
+        from lumbar_rsna.analysis import localization_errors, localization_report
+        from lumbar_rsna.core import read_coordinates
+        truth = root/('train_label_coordinates.csv' if args.split == 'train' else 'phantom_test_coordinates.csv')
+        if not truth.exists():
+            raise FileNotFoundError(f'{truth}: no labelled coordinates of the {args.split} studies to report against')
+        t = read_coordinates(truth)
+        err = localization_errors(pred, t[t.study_id.isin(pred.study_id)], root, args.split)
+        print(localization_report(err).round(3).to_string())
+        print(f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, '
+              f'within 10 mm {(err.mm <= 10).mean():.1%}, level right {err.level_right.mean():.1%}')
+    return 0
+
+# %% ../nbs/90_cli.ipynb #5958b66b
+def _add_localize(sub):
+    "localize: stage 1's coordinates."
+    s = sub.add_parser('localize', help='write the coordinates of every finding (stage 1)')
+    s.add_argument('--data', help=DATA_HELP)
+    s.add_argument('--models', required=True, help='folder of run folders (localiser runs are used)')
+    s.add_argument('--out', default='coordinates.csv',
+                   help="coordinates CSV: train_label_coordinates.csv's columns, then x_mm, y_mm, z_mm, confidence")
+    s.add_argument('--split', default='test', choices=['test', 'train'],
+                   help='test studies, or the training studies out of fold')
+    s.add_argument('--report', action='store_true',
+                   help='print the localisation report against the labelled coordinates (train, or a phantom\'s test)')
+    s.add_argument('--cache', help='cache for the decoded series')
+    s.add_argument('--workers', type=int, help='processes decoding DICOM')
+    _device_option(s)
+    _weights_option(s)
+    s.set_defaults(func=cmd_localize)
+
+# %% ../nbs/90_cli.ipynb #d9556680
+def _add_train_grader(sub):
+    "train-grader: stage 2."
+    from lumbar_rsna.config import GradeConfig
+    help = 'train stage 2: crops around each level, the three series fused'
+    _train_command(sub, 'train-grader', help, GradeConfig, cmd_train)
+
+# %% ../nbs/90_cli.ipynb #7c3c1d9d
 def cmd_calibrate(args) -> int:
-    "Fit the temperature of each run (run folders, or folders holding runs) on its validation fold; runs without class probabilities (localisers) are passed over, and one run that fails does not stop the others."
+    "Fit the temperature of each run (run folders, or folders holding runs) on its validation fold."
     from lumbar_rsna.runs import Models, calibrate_run
     from lumbar_rsna.train import task_class
     failed = 0
@@ -169,19 +359,49 @@ def cmd_calibrate(args) -> int:
               f'{r["val_ce_before"]:.4f} → {r["val_ce_after"]:.4f}')
     return 2 if failed else 0
 
+# %% ../nbs/90_cli.ipynb #7f80ca6c
+def _add_calibrate(sub):
+    "calibrate: the runs' temperatures."
+    s = sub.add_parser('calibrate', help="fit runs' temperatures on their validation folds")
+    s.add_argument('runs', nargs='+', help='run folders, or folders holding them (localiser runs are passed over)')
+    _device_option(s)
+    s.set_defaults(func=cmd_calibrate)
+
+# %% ../nbs/90_cli.ipynb #f3fa5053
 def cmd_predict(args) -> int:
-    "Write a submission for a dataset's test studies: two-stage (localise, crop, grade) when the models hold localiser and grade runs, else the seed models; says which and why."
+    "Write a submission for a dataset's test studies, two-stage or with the seed models; says which and why."
     from lumbar_rsna.predict import choose_method, predict_submission
     models = models_of(args)
     method, why = choose_method(models) if args.method == 'auto' else (args.method, 'asked for')
     print(f'method: {method} ({why})')
-    sub = predict_submission(data_root(args.data), models, args.out, args.prior, args.cache, method, args.tta, args.workers,
-                             device=device_of(args))
+    sub = predict_submission(data_root(args.data), models, args.out, args.prior, args.cache, method, args.tta,
+                             args.workers, device=device_of(args))
     print(f'wrote {args.out}: {len(sub)} rows ({method})')
     return 0
 
+# %% ../nbs/90_cli.ipynb #49a4e3d7
+_METHOD_HELP = ('two-stage (localise, crop, grade), seed (the three series models), or auto: two-stage when --models '
+                'holds localiser and grade runs')
+
+def _add_predict(sub):
+    "predict: a submission for the test studies."
+    s = sub.add_parser('predict', help='write a submission for the test studies')
+    s.add_argument('--data', help='dataset folder with test_series_descriptions.csv and test_images/')
+    s.add_argument('--models', required=True, help='folder of run folders (several runs of a kind are an ensemble)')
+    s.add_argument('--out', default='submission.csv', help='the submission CSV')
+    s.add_argument('--prior', help='prior.csv (default: fitted on the dataset\'s train.csv)')
+    s.add_argument('--cache', help='cache for the decoded test series')
+    s.add_argument('--tta', action='store_true',
+                   help='seed models: also predict each series mirrored (left/right targets swapped back) and average')
+    s.add_argument('--method', default='auto', choices=['auto', 'two-stage', 'seed'], help=_METHOD_HELP)
+    s.add_argument('--workers', type=int, help='processes decoding DICOM')
+    _device_option(s)
+    _weights_option(s)
+    s.set_defaults(func=cmd_predict)
+
+# %% ../nbs/90_cli.ipynb #0d6914b9
 def cmd_cv(args) -> int:
-    "Score the whole pipeline out of fold on every training study some run held out: per fold and pooled, beside the prior (and a phantom's oracle)."
+    "Score the whole pipeline out of fold on the training studies: per fold and pooled, beside the prior."
     from lumbar_rsna.predict import cross_validate
     models = models_of(args)
     print(models)
@@ -195,35 +415,114 @@ def cmd_cv(args) -> int:
         print(f'wrote {args.out}')
     return 0
 
+# %% ../nbs/90_cli.ipynb #5d935283
+def _add_cv(sub):
+    "cv: the CV score."
+    s = sub.add_parser('cv', help='score the whole pipeline out of fold on the training studies (the CV score)')
+    s.add_argument('--data', help=DATA_HELP)
+    s.add_argument('--models', required=True, help='folder of run folders of every fold')
+    s.add_argument('--coordinates',
+                   help="stage 1's out-of-fold coordinates (localize --split train); default: localised here")
+    s.add_argument('--out', help='CSV for the CV table (per fold and pooled)')
+    s.add_argument('--cache', help='cache for the decoded training series')
+    s.add_argument('--workers', type=int, help='processes decoding DICOM')
+    _device_option(s)
+    _weights_option(s)
+    s.set_defaults(func=cmd_cv)
+
+# %% ../nbs/90_cli.ipynb #5c8fa890
 def cmd_kaggle_dataset(args) -> int:
     "Gather the wheel, models and prior into a Kaggle dataset folder."
     from lumbar_rsna.kaggle import build_kaggle_dataset
     print(f'wrote {build_kaggle_dataset(args.models, args.out, args.data, args.user)}')
     return 0
 
+# %% ../nbs/90_cli.ipynb #89435d95
+def _add_kaggle_dataset(sub):
+    "kaggle-dataset: the folder to upload."
+    s = sub.add_parser('kaggle-dataset', help='wheel + models + prior as a Kaggle dataset folder')
+    s.add_argument('--models', required=True, help='folder of run folders (left untouched)')
+    s.add_argument('--out', required=True, help='dataset folder: new, or an earlier build, which is replaced')
+    s.add_argument('--data', required=True, help="the competition's folder: prior.csv is fitted on its train.csv")
+    s.add_argument('--user', default='your-kaggle-name', help='Kaggle user name, for the dataset id')
+    s.set_defaults(func=cmd_kaggle_dataset)
+
+# %% ../nbs/90_cli.ipynb #c9ac5e7d
 def cmd_kaggle_notebook(args) -> int:
     "Write the Kaggle submission notebook."
     from lumbar_rsna.kaggle import write_kaggle_notebook
     print(f'wrote {write_kaggle_notebook(args.out)}')
     return 0
 
+# %% ../nbs/90_cli.ipynb #6f31d63c
+def _add_kaggle_notebook(sub):
+    "kaggle-notebook: the submission notebook."
+    s = sub.add_parser('kaggle-notebook', help='write the Kaggle submission notebook')
+    s.add_argument('--out', help='notebook path (default: kaggle_submission/lumbar-rsna-submission.ipynb in the '
+                   'current folder)')
+    s.set_defaults(func=cmd_kaggle_notebook)
+
+# %% ../nbs/90_cli.ipynb #a224bf62
 def cmd_pipeline(args) -> int:
-    "The real job in one command: preprocess, the localisers, out-of-fold coordinates, stage 2, calibration, the seed models (--seed-models), the CV score and the Kaggle dataset, each step passed over when done."
+    "The real job in one command: every step from the competition folder to the CV score and the Kaggle dataset."
     from lumbar_rsna.pipeline import run_pipeline
     given = ('weights', 'pretrained', 'random_init', 'epochs', 'seed', 'workers')
     settings = {k: getattr(args, k) for k in given if getattr(args, k) not in (None, False)}
-    if args.cache: settings['cache'] = args.cache
+    if args.cache:
+        settings['cache'] = args.cache
     res = run_pipeline(data_root(args.data), args.out, args.recipe, args.folds, args.seed_models, not args.no_kaggle,
-                       device_of(args), jobs=args.jobs, say=lambda m: print(f'pipeline: {m}', flush=True), **settings)
+                       device_of(args), jobs=args.jobs, say=lambda m: print(f'pipeline: {m}', flush=True),
+                       **settings)
     print(res['cv'].round(4).to_string())
     return 0
 
+# %% ../nbs/90_cli.ipynb #1697601f
+def _add_pipeline(sub):
+    "pipeline: the real job, resumable."
+    s = sub.add_parser('pipeline', help='the real job: competition folder → trained folds → CV → Kaggle dataset, '
+                       'resumable')
+    s.add_argument('--data', help=DATA_HELP)
+    s.add_argument('--out', required=True, help='folder for runs/, oof_coordinates.csv, cv.csv, kaggle_dataset/')
+    s.add_argument('--recipe', default='full', choices=['full', 'demo', 'tiny'],
+                   help='the recipe of every task: full (a GPU), demo (CPU), tiny (seconds)')
+    s.add_argument('--folds',
+                   help="'all' or fold numbers such as 0,2 (default: all for full, fold 0 for demo and tiny)")
+    s.add_argument('--weights', help='local ImageNet weights of the backbone (.safetensors), the offline way')
+    s.add_argument('--pretrained', action='store_true', help="timm's ImageNet weights (needs internet)")
+    s.add_argument('--random-init', action='store_true',
+                   help='start the full recipe from random weights on purpose (nothing frozen)')
+    s.add_argument('--seed-models', action='store_true',
+                   help="also train the seed method's three series models (fallback and comparison)")
+    s.add_argument('--epochs', type=int, help='most epochs of every model (default: each recipe\'s)')
+    s.add_argument('--seed', type=int, help='folds, initial weights and augmentation (default: 0)')
+    s.add_argument('--cache', help='preprocessing cache (default: OUT/cache)')
+    s.add_argument('--workers', type=int, help='DataLoader worker processes')
+    s.add_argument('--no-kaggle', action='store_true', help='stop after the CV score: no Kaggle dataset')
+    s.add_argument('--jobs', type=int, default=1, help='2: with --seed-models, the seed models train in a process of '
+                   'their own beside stage 1 and 2, each with half the CPU threads (a CPU machine; default: 1)')
+    _device_option(s)
+    s.set_defaults(func=cmd_pipeline)
+
+# %% ../nbs/90_cli.ipynb #720b89c6
 def cmd_demo(args) -> int:
     "The main job: phantom → preprocess → three models → submission → score, with plots."
     from lumbar_rsna.demo import run_demo
     run_demo(args.out, studies=args.studies, test_studies=args.test_studies, epochs=args.epochs, seed=args.seed,
              jobs=args.jobs)
     return 0
+
+# %% ../nbs/90_cli.ipynb #48e5ae13
+def _add_demo(sub):
+    "demo: the main job on the phantom."
+    s = sub.add_parser('demo', help='the main job on the phantom: make, preprocess, train, predict, score')
+    s.add_argument('--out', default='demo_out', help='folder for everything the demo writes')
+    s.add_argument('--studies', type=int, default=240, help='phantom train studies')
+    s.add_argument('--test-studies', type=int, default=60, help='phantom test studies')
+    s.add_argument('--epochs', type=int, default=30, help='most epochs per model')
+    s.add_argument('--seed', type=int, default=0, help='phantom and training seed')
+    s.add_argument('--jobs', type=int, default=2, help='processes training at once: 2 trains the seed models beside '
+                   'stage 1 and 2, each with one of two cores (default: 2; 1: one after the other)')
+    s.set_defaults(func=cmd_demo)
 
 # %% ../nbs/90_cli.ipynb #r3p0rt01
 def cmd_report(args) -> int:
@@ -241,136 +540,9 @@ def cmd_report(args) -> int:
     print(f'wrote {index} and the page of each study beside it')
     return 0
 
-# %% ../nbs/90_cli.ipynb #b7d4221e
-class _Help(argparse.HelpFormatter):
-    "Option help that ends with the option's default, where it has one worth saying."
-    def _get_help_string(self, action):
-        h = action.help or ''
-        if action.option_strings and all(action.default is not v for v in (None, False, argparse.SUPPRESS)) and 'default' not in h: h = f'{h} (default: {action.default})'.strip()
-        return h
-
-def add_config_options(p: argparse.ArgumentParser, cls):
-    "One option per field of config dataclass `cls`, with the field's help; options not given are absent from the namespace, so a recipe's value stands."
-    from lumbar_rsna.config import TrainConfig
-    hints, shared = typing.get_type_hints(cls), {f.name for f in dataclasses.fields(TrainConfig)}
-    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):     # the task's own options first, then the loop's
-        md, t = f.metadata, hints[f.name]
-        if md.get('cli') is False: continue                                         # set by the config itself (a dataset's fingerprint)
-        kind = next((a for a in typing.get_args(t) if a is not type(None)), t)     # int | None → int
-        flag = md.get('flag', '--' + f.name.replace('_', '-'))
-        if kind is bool:
-            p.add_argument(flag, dest=f.name, action='store_false' if f.default else 'store_true', default=argparse.SUPPRESS, help=md.get('flag_help', md['help']))
-        else:
-            default = '' if f.default is None or md.get('required') else f' (default: {f.default})'
-            p.add_argument(flag, dest=f.name, type=kind, choices=md.get('choices'), required=md.get('required', False), default=argparse.SUPPRESS,
-                           help=md['help'] + default)
-
-DATA_HELP = 'dataset folder (default: $LUMBAR_RSNA_DATA, Kaggle input, or the phantom)'
-
-def _data_commands(sub):
-    "prior, score, phantom, preprocess: commands on datasets and submissions."
-    s = sub.add_parser('prior', help='write a per-column prior submission for the test studies')
-    s.add_argument('--data', help=DATA_HELP); s.add_argument('--out', default='submission.csv', help='the submission CSV')
-    s.add_argument('--unweighted', action='store_true', help='plain class frequencies instead of p ∝ weight × frequency')
-    s.set_defaults(func=cmd_prior)
-    s = sub.add_parser('score', help="Kaggle's score of a submission against a solution")
-    s.add_argument('--solution', required=True, help="train.csv-shaped labels or Kaggle's long solution")
-    s.add_argument('--submission', required=True, help='the submission CSV to score'); s.set_defaults(func=cmd_score)
-    s = sub.add_parser('phantom', help='write a synthetic competition-format dataset')
-    s.add_argument('--out', required=True, help='dataset folder to write (must be empty or new)')
-    s.add_argument('--studies', type=int, default=24, help='train studies'); s.add_argument('--seed', type=int, default=0, help='random seed of labels and images')
-    s.add_argument('--test-studies', type=int, help='test studies (default: a quarter of --studies, at least 1)')
-    s.add_argument('--size', default='tiny', choices=['tiny', 'small', 'full'], help='image size and slices per series: tiny (seconds), small, full (like the real scans)')
-    s.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
-    s.add_argument('--workers', type=int, help='processes writing studies (default: all cores; the bytes do not depend on it)'); s.set_defaults(func=cmd_phantom)
-    s = sub.add_parser('preprocess', help='convert every series into the training cache (resumable)')
-    s.add_argument('--data', help=DATA_HELP); s.add_argument('--cache', help='cache folder (default: one per dataset under $LUMBAR_RSNA_CACHE or ~/.cache/lumbar_rsna)')
-    s.add_argument('--split', default='train', choices=['train', 'test', 'all'], help='which series to convert')
-    s.add_argument('--size', type=int, default=256, help='size of the cached slices in pixels'); s.add_argument('--workers', type=int, help='processes decoding DICOM (default: all cores)')
-    s.add_argument('--skip-bad-files', action='store_true', help='skip unreadable files with a warning instead of failing the series')
-    s.set_defaults(func=cmd_preprocess)
-
-def _train_command(sub, name: str, help: str, cls, func):
-    "A `train*` command: its run folder, its recipe, one option per field of config class `cls`, and --resume."
-    s = sub.add_parser(name, help=help)
-    s.add_argument('--out', required=True, help='run folder: config.json, log.csv, best.pt, last.pt')
-    s.add_argument('--recipe', default='full', choices=list(cls.recipes), help='named setting the options below change: full (GPU, the defaults shown), demo (CPU demo), tiny (seconds)')
-    add_config_options(s, cls)
-    s.add_argument('--folds', help="'all' or fold numbers such as 0,2: one run per validation fold in OUT/fold<k>/, "
-                   'finished folds passed over (unless given more --epochs or --patience) and interrupted ones resumed '
-                   '(default: one run into OUT, validated on --fold)')
-    s.add_argument('--resume', action='store_true',
-                   help='continue the run in --out from last.pt (same settings, but --epochs and --patience may grow)')
-    s.set_defaults(func=func, config=cls)
-
-def _device_option(s):
-    s.add_argument('--device', default='auto', help="'auto' (a CUDA GPU when there is one, else the CPU), 'cpu' or 'cuda'")
-
-def _weights_option(s):
-    s.add_argument('--run-weights', help='JSON file {run folder relative to --models: weight} for the ensembles (default: equal)')
-
-def _model_commands(sub):
-    "train, train-localizer, localize, train-grader, calibrate, predict: commands on models."
-    from lumbar_rsna.config import SeriesConfig, LocalizerConfig, GradeConfig        # light: no torch, timm or pandas
-    _train_command(sub, 'train', "train one series type's model", SeriesConfig, cmd_train)
-    _train_command(sub, 'train-localizer', "train one series type's localiser (stage 1)", LocalizerConfig, cmd_train)
-    s = sub.add_parser('localize', help='write the coordinates of every finding (stage 1)')
-    s.add_argument('--data', help=DATA_HELP); s.add_argument('--models', required=True, help='folder of run folders (localiser runs are used)')
-    s.add_argument('--out', default='coordinates.csv', help="coordinates CSV: train_label_coordinates.csv's columns, then x_mm, y_mm, z_mm, confidence")
-    s.add_argument('--split', default='test', choices=['test', 'train'], help='test studies, or the training studies out of fold')
-    s.add_argument('--report', action='store_true', help='print the localisation report against the labelled coordinates (train, or a phantom\'s test)')
-    s.add_argument('--cache', help='cache for the decoded series'); s.add_argument('--workers', type=int, help='processes decoding DICOM')
-    _device_option(s); _weights_option(s); s.set_defaults(func=cmd_localize)
-    _train_command(sub, 'train-grader', 'train stage 2: crops around each level, the three series fused', GradeConfig, cmd_train)
-    s = sub.add_parser('calibrate', help="fit runs' temperatures on their validation folds")
-    s.add_argument('runs', nargs='+', help='run folders, or folders holding them (localiser runs are passed over)')
-    _device_option(s); s.set_defaults(func=cmd_calibrate)
-    s = sub.add_parser('predict', help='write a submission for the test studies')
-    s.add_argument('--data', help='dataset folder with test_series_descriptions.csv and test_images/')
-    s.add_argument('--models', required=True, help='folder of run folders (several runs of a kind are an ensemble)'); s.add_argument('--out', default='submission.csv', help='the submission CSV')
-    s.add_argument('--prior', help='prior.csv (default: fitted on the dataset\'s train.csv)'); s.add_argument('--cache', help='cache for the decoded test series')
-    s.add_argument('--tta', action='store_true', help='seed models: also predict each series mirrored (left/right targets swapped back) and average')
-    s.add_argument('--method', default='auto', choices=['auto', 'two-stage', 'seed'], help='two-stage (localise, crop, grade), seed (the three series models), or auto: two-stage when --models holds localiser and grade runs')
-    s.add_argument('--workers', type=int, help='processes decoding DICOM'); _device_option(s); _weights_option(s)
-    s.set_defaults(func=cmd_predict)
-    s = sub.add_parser('cv', help='score the whole pipeline out of fold on the training studies (the CV score)')
-    s.add_argument('--data', help=DATA_HELP); s.add_argument('--models', required=True, help='folder of run folders of every fold')
-    s.add_argument('--coordinates', help="stage 1's out-of-fold coordinates (localize --split train); default: localised here")
-    s.add_argument('--out', help='CSV for the CV table (per fold and pooled)'); s.add_argument('--cache', help='cache for the decoded training series')
-    s.add_argument('--workers', type=int, help='processes decoding DICOM'); _device_option(s); _weights_option(s)
-    s.set_defaults(func=cmd_cv)
-
-def _delivery_commands(sub):
-    "kaggle-dataset, kaggle-notebook, demo, report."
-    s = sub.add_parser('kaggle-dataset', help='wheel + models + prior as a Kaggle dataset folder')
-    s.add_argument('--models', required=True, help='folder of run folders (left untouched)')
-    s.add_argument('--out', required=True, help='dataset folder: new, or an earlier build, which is replaced')
-    s.add_argument('--data', required=True, help="the competition's folder: prior.csv is fitted on its train.csv")
-    s.add_argument('--user', default='your-kaggle-name', help='Kaggle user name, for the dataset id'); s.set_defaults(func=cmd_kaggle_dataset)
-    s = sub.add_parser('kaggle-notebook', help='write the Kaggle submission notebook')
-    s.add_argument('--out', help='notebook path (default: kaggle_submission/lumbar-rsna-submission.ipynb in the current folder)'); s.set_defaults(func=cmd_kaggle_notebook)
-    s = sub.add_parser('pipeline', help='the real job: competition folder → trained folds → CV → Kaggle dataset, resumable')
-    s.add_argument('--data', help=DATA_HELP); s.add_argument('--out', required=True, help='folder for runs/, oof_coordinates.csv, cv.csv, kaggle_dataset/')
-    s.add_argument('--recipe', default='full', choices=['full', 'demo', 'tiny'], help='the recipe of every task: full (a GPU), demo (CPU), tiny (seconds)')
-    s.add_argument('--folds', help="'all' or fold numbers such as 0,2 (default: all for full, fold 0 for demo and tiny)")
-    s.add_argument('--weights', help='local ImageNet weights of the backbone (.safetensors), the offline way')
-    s.add_argument('--pretrained', action='store_true', help="timm's ImageNet weights (needs internet)")
-    s.add_argument('--random-init', action='store_true', help='start the full recipe from random weights on purpose (nothing frozen)')
-    s.add_argument('--seed-models', action='store_true', help="also train the seed method's three series models (fallback and comparison)")
-    s.add_argument('--epochs', type=int, help='most epochs of every model (default: each recipe\'s)')
-    s.add_argument('--seed', type=int, help='folds, initial weights and augmentation (default: 0)')
-    s.add_argument('--cache', help='preprocessing cache (default: OUT/cache)'); s.add_argument('--workers', type=int, help='DataLoader worker processes')
-    s.add_argument('--no-kaggle', action='store_true', help='stop after the CV score: no Kaggle dataset')
-    s.add_argument('--jobs', type=int, default=1, help='2: with --seed-models, the seed models train in a process of '
-                   'their own beside stage 1 and 2, each with half the CPU threads (a CPU machine; default: 1)')
-    _device_option(s); s.set_defaults(func=cmd_pipeline)
-    s = sub.add_parser('demo', help='the main job on the phantom: make, preprocess, train, predict, score')
-    s.add_argument('--out', default='demo_out', help='folder for everything the demo writes')
-    s.add_argument('--studies', type=int, default=240, help='phantom train studies'); s.add_argument('--test-studies', type=int, default=60, help='phantom test studies')
-    s.add_argument('--epochs', type=int, default=30, help='most epochs per model'); s.add_argument('--seed', type=int, default=0, help='phantom and training seed')
-    s.add_argument('--jobs', type=int, default=2, help='processes training at once: 2 trains the seed models beside '
-                   'stage 1 and 2, each with one of two cores (default: 2; 1: one after the other)')
-    s.set_defaults(func=cmd_demo)
+# %% ../nbs/90_cli.ipynb #578f34cd
+def _add_report(sub):
+    "report: the radiologist's report."
     s = sub.add_parser('report', help="the radiologist's report of test studies: one self-contained HTML page each")
     s.add_argument('--data', help=DATA_HELP)
     s.add_argument('--models', required=True, help='folder of run folders (two-stage)')
@@ -384,40 +556,57 @@ def _delivery_commands(sub):
     s.add_argument('--workers', type=int, default=1, help='processes decoding DICOM')
     s.set_defaults(func=cmd_report)
 
+# %% ../nbs/90_cli.ipynb #69fe3f70
+_COMMANDS = (_add_prior, _add_score, _add_phantom, _add_preprocess,
+             _add_train, _add_train_localizer, _add_localize, _add_train_grader, _add_calibrate, _add_predict, _add_cv,
+             _add_kaggle_dataset, _add_kaggle_notebook, _add_pipeline, _add_demo, _add_report)
+
 def parser() -> argparse.ArgumentParser:
     "The `lumbar-rsna` argument parser."
     p = argparse.ArgumentParser(prog='lumbar-rsna', description='RSNA 2024 lumbar spine degenerative classification')
     sub = p.add_subparsers(dest='command', required=True)
-    for add in (_data_commands, _model_commands, _delivery_commands): add(sub)
-    for s in sub.choices.values(): s.formatter_class = _Help
+    for add in _COMMANDS:
+        add(sub)
+    for s in sub.choices.values():
+        s.formatter_class = _Help
     return p
 
-OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',), 'train': ('out', 'cache'), 'train-localizer': ('out', 'cache'), 'train-grader': ('out', 'cache'), 'localize': ('out', 'cache'), 'calibrate': (), 'cv': ('out', 'cache'),
-           'predict': ('out', 'cache'), 'kaggle-dataset': ('out',), 'kaggle-notebook': ('out',), 'demo': ('out',), 'pipeline': ('out', 'cache'),
+# %% ../nbs/90_cli.ipynb #7c1ad130
+OUTPUTS = {'prior': ('out',), 'phantom': ('out',), 'preprocess': ('cache',),
+           'train': ('out', 'cache'), 'train-localizer': ('out', 'cache'), 'train-grader': ('out', 'cache'),
+           'localize': ('out', 'cache'), 'calibrate': (), 'cv': ('out', 'cache'), 'predict': ('out', 'cache'),
+           'kaggle-dataset': ('out',), 'kaggle-notebook': ('out',), 'demo': ('out',), 'pipeline': ('out', 'cache'),
            'report': ('out', 'cache')}
 
-def check_outputs(args):
-    "Before any work: every path a command will write must be writable (a read-only `/kaggle/input` fails at once, not after an hour)."
+def check_outputs(args, # parsed arguments; `args.command` names the subcommand
+                 ):
+    "Before any work: every path a command will write must be writable (`core.check_writable`), else an error."
     from lumbar_rsna.core import check_writable
     for k in OUTPUTS.get(args.command, ()):
         v = getattr(args, k, None)
-        for path in (v if isinstance(v, list) else [v] if v is not None else []): check_writable(path)
+        for path in (v if isinstance(v, list) else [v] if v is not None else []):
+            check_writable(path)
 
-def main(argv: list[str] | None = None) -> int:
-    "Entry point of `lumbar-rsna`: a user's mistake is one line `lumbar-rsna <command>: error: …` and status 2; a warning is one line too."
+# %% ../nbs/90_cli.ipynb #1407bb3b
+def main(argv: list[str] | None = None, # the arguments (default: `sys.argv[1:]`)
+        ) -> int:
+    "Entry point of `lumbar-rsna`: a user's mistake is one line `lumbar-rsna <command>: error: …` and status 2."
     args = parser().parse_args(argv)
     from lumbar_rsna.core import DataFormatError, SubmissionError      # pandas: only once a command runs
     show = warnings.showwarning
-    warnings.showwarning = lambda message, *a, **k: print(f'lumbar-rsna {args.command}: warning: {message}', file=sys.stderr)
+    warnings.showwarning = lambda message, *a, **k: print(f'lumbar-rsna {args.command}: warning: {message}',
+                                                          file=sys.stderr)
     try:
         check_outputs(args)
         return args.func(args)
     except (DataFormatError, SubmissionError, OSError, ValueError) as e:
         print(f'lumbar-rsna {args.command}: error: {e}', file=sys.stderr)
         return 2
-    finally: warnings.showwarning = show
+    finally:
+        warnings.showwarning = show
 
-# %% ../nbs/90_cli.ipynb #65a3bb54
+# %% ../nbs/90_cli.ipynb #8e8a5a61
 #| eval: false
-if __name__ == '__main__' and not hasattr(__import__('builtins'), '__IPYTHON__'):   # `python -m lumbar_rsna.cli`, not a notebook
+# `python -m lumbar_rsna.cli`, not a notebook
+if __name__ == '__main__' and not hasattr(__import__('builtins'), '__IPYTHON__'):
     sys.exit(main())

@@ -11,6 +11,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import jinja2
+
+# %% auto #0
+__all__ = ['UNSURE', 'PHRASES', 'SHORT', 'LEVEL_COLOURS', 'StudyEvidence', 'study_dataset', 'row_sources', 'grade_evidence',
+           'finding_slices', 'series_table', 'run_row', 'study_evidence', 'grades', 'level_sentence', 'any_severe',
+           'png_uri', 'reference_line', 'sagittal_figure', 'axial_figure', 'level_figure', 'render_report',
+           'report_cells', 'StudyReport', 'study_report', 'study_summary', 'write_report', 'write_reports',
+           'find_chromium', 'screenshot']
+
+# %% ../nbs/14_report.ipynb #ae0c2d3c
 import lumbar_rsna
 from .core import (CONDITIONS, CONDITION_NAMES, LEVELS, LEVEL_NAMES, LEVEL_SLUGS, CONDITION_SLUGS, PRED_COLS,
     SEVERITIES, SERIES_CONDITIONS, row_id, split_label_col, read_series_descriptions, read_json, write_atomic)
@@ -20,13 +29,6 @@ from .analysis import crop_cam, cam_layer
 from .grade import VIEWS, GradeDataset
 from .runs import Models
 from .predict import predict_two_stage, choose_method
-
-# %% auto #0
-__all__ = ['UNSURE', 'PHRASES', 'SHORT', 'LEVEL_COLOURS', 'StudyEvidence', 'study_dataset', 'row_sources', 'grade_evidence',
-           'finding_slices', 'series_table', 'run_row', 'study_evidence', 'grades', 'level_sentence', 'any_severe',
-           'png_uri', 'reference_line', 'sagittal_figure', 'axial_figure', 'level_figure', 'render_report',
-           'report_cells', 'StudyReport', 'study_report', 'study_summary', 'write_report', 'write_reports',
-           'find_chromium', 'screenshot']
 
 # %% ../nbs/14_report.ipynb #21e16250
 @dataclass
@@ -57,18 +59,23 @@ def study_dataset(root,       # a dataset folder in the competition's layout
     (dst/'test_images').mkdir(parents=True)
     sd[sd.study_id == int(study)].to_csv(dst/'test_series_descriptions.csv', index=False)
     os.symlink((root/'test_images'/str(study)).absolute(), dst/'test_images'/str(study))
-    if (root/'train.csv').exists(): os.symlink((root/'train.csv').absolute(), dst/'train.csv')
+    if (root/'train.csv').exists():
+        os.symlink((root/'train.csv').absolute(), dst/'train.csv')
     return dst
 
 # %% ../nbs/14_report.ipynb #1c473a96
 def _not_found(series_type: str, series: pd.DataFrame, localisers: set) -> str:
     "Why stage 1 has no finding of a condition seen on `series_type`."
-    if series_type not in localisers: return f'no {series_type} localiser among the models'
+    if series_type not in localisers:
+        return f'no {series_type} localiser among the models'
     mine = series[series.series_type == series_type]
-    if not len(mine): return f'the study has no {series_type} series'
-    if (mine.status != 'ok').all(): return f'its {series_type} series could not be read ({mine.error.iloc[0]})'
+    if not len(mine):
+        return f'the study has no {series_type} series'
+    if (mine.status != 'ok').all():
+        return f'its {series_type} series could not be read ({mine.error.iloc[0]})'
     return f'stage 1 did not find it on the {series_type} series'
 
+# %% ../nbs/14_report.ipynb #539e7090
 def row_sources(rows: pd.DataFrame,    # submission rows of one study: row_id, col and the probabilities
                 coords: pd.DataFrame,  # stage 1's findings of the study
                 series: pd.DataFrame,  # the study's series: series_type, status, error
@@ -136,9 +143,11 @@ def finding_slices(root,                 # the dataset folder
 def _scrub(text: str, folders: dict) -> str:
     "`text` with each folder of `folders` ({path: what to write instead}) replaced, as given and resolved."
     for path, name in folders.items():
-        for p in {str(Path(path)), str(Path(path).resolve())}: text = text.replace(p + os.sep, name).replace(p, name)
+        for p in {str(Path(path)), str(Path(path).resolve())}:
+            text = text.replace(p + os.sep, name).replace(p, name)
     return text
 
+# %% ../nbs/14_report.ipynb #597da1c6
 def series_table(index: pd.DataFrame, # the study's cache index rows (any one size)
                  cache_dir,           # the cache
                  folders: dict,       # folders to cut from the notes (see `_scrub`)
@@ -155,17 +164,37 @@ def series_table(index: pd.DataFrame, # the study's cache index rows (any one si
     return pd.DataFrame(rows, columns=['series_id', 'series_type', 'description', 'slices', 'size', 'status', 'error',
                                        'notes'])
 
-# %% ../nbs/14_report.ipynb #616e6757
+# %% ../nbs/14_report.ipynb #598cc41e
 _KINDS = {'localize': 'stage 1 localiser', 'grade': 'stage 2 grader', 'series': 'seed model'}
 
-def run_row(run: Path, cfg: dict, base, temperature: float | None) -> dict:
+def run_row(run: Path,                 # the run folder
+            cfg: dict,                 # its config (as in config.json) with its `task`
+            base,                      # the models folder it is below, or None
+            temperature: float | None, # its fitted temperature (None: a localiser's)
+           ) -> dict:
     "One run of the provenance table: its kind, series type, fold, network, temperature and folder below `base`."
     rel = run.relative_to(base) if base is not None and base in run.parents else Path(run.name)
     return dict(kind=_KINDS.get(cfg.get('task', 'series'), cfg.get('task')), series_type=cfg.get('series_type', ''),
                 fold=f"{cfg.get('fold', 0)} of {cfg.get('n_folds', '?')}", model=cfg.get('model', ''),
                 temperature=temperature, run=str(rel) if str(rel) != '.' else run.name)
 
-# %% ../nbs/14_report.ipynb #597da1c6
+# %% ../nbs/14_report.ipynb #30436ca4
+def _predict_study(one: Path, ms: Models, cache: Path, prior, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    "(submission rows, stage 1's findings, the warnings raised) of the one-study dataset `one`, by `predict_two_stage`."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        sub, coords = predict_two_stage(one, ms, prior=prior, cache_dir=cache, workers=workers, progress=False)
+    return sub, coords, caught
+
+# %% ../nbs/14_report.ipynb #99021f12
+def _run_table(ms: Models, models) -> pd.DataFrame:
+    "The provenance table (`run_row`) of the runs of `ms`, their folders below `models` when it is one folder."
+    base = Path(models) if isinstance(models, (str, Path)) else None
+    temp = lambda r: r.temperature if r.task != 'localize' else None
+    cfg = lambda r: {**dataclasses.asdict(r.cfg), 'task': r.task}
+    return pd.DataFrame([run_row(r.path, cfg(r), base, temp(r)) for r in ms.runs])
+
+# %% ../nbs/14_report.ipynb #f5322505
 def study_evidence(data,              # dataset folder (the competition's layout) with the study among its test studies
                    models,            # runs folder with localiser and grade runs (seed-model runs: the fallback)
                    study: int,        # the test study
@@ -183,9 +212,7 @@ def study_evidence(data,              # dataset folder (the competition's layout
         one = study_dataset(root, study, Path(tmp)/'data')
         folders = {one/'test_images': 'test_images/', root/'test_images': 'test_images/', cache: '<cache>/',
                    tmp: '<tmp>/'}
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always')
-            sub, coords = predict_two_stage(one, ms, prior=prior, cache_dir=cache, workers=workers, progress=False)
+        sub, coords, caught = _predict_study(one, ms, cache, prior, workers)
         grader = ms.load('grade')[None][0]          # Grad-CAM of the first stage-2 run of the ensemble
         idx = read_cache_index(cache, grader.cfg.cache_size)
         idx = idx[(idx.split == 'test') & (idx.study_id == study)]
@@ -196,11 +223,9 @@ def study_evidence(data,              # dataset folder (the competition's layout
         ok = idx[idx.status == 'ok']
         crops, cams = grade_evidence(grader.model, grader.cfg, coords, ok, cache, study, rows.set_index('col'))
     said = [_scrub(str(w.message), folders) for w in caught]
-    for w in said: warnings.warn(w)
-    base = Path(models) if isinstance(models, (str, Path)) else None
-    temp = lambda r: r.temperature if r.task != 'localize' else None
-    cfg = lambda r: {**dataclasses.asdict(r.cfg), 'task': r.task}
-    table = pd.DataFrame([run_row(r.path, cfg(r), base, temp(r)) for r in ms.runs])
+    for w in said:
+        warnings.warn(w)
+    table = _run_table(ms, models)
     return StudyEvidence(study, rows.reset_index(drop=True), coords.reset_index(drop=True), crops, cams,
                          finding_slices(root, study, coords), series, table, grader.cfg.crop_mm, said)
 
@@ -212,13 +237,15 @@ PHRASES = dict(zip(CONDITIONS, ('spinal canal stenosis', 'left neural foraminal 
 SHORT = dict(zip(CONDITIONS, ('Spinal canal', 'Left foramen', 'Right foramen', 'Left subarticular',
                               'Right subarticular')))
 
-def grades(rows: pd.DataFrame) -> pd.DataFrame:
+# %% ../nbs/14_report.ipynb #907cbfb1
+def grades(rows: pd.DataFrame, # submission rows with `col` and the three probabilities
+          ) -> pd.DataFrame:
     "`rows` with the predicted grade (0, 1, 2), its probability `p`, and the condition and level of each row."
     v = rows[list(PRED_COLS)].to_numpy(float)
     parts = [split_label_col(c) for c in rows.col]
     return rows.assign(grade=v.argmax(1), p=v.max(1), condition=[c for c, _ in parts], level=[l for _, l in parts])
 
-# %% ../nbs/14_report.ipynb #907cbfb1
+# %% ../nbs/14_report.ipynb #a40388af
 def level_sentence(rows: pd.DataFrame,     # a study's rows (with `col` and the probabilities)
                    level: str,             # a level slug, e.g. 'l4_l5'
                    unsure: float = UNSURE, # below it a grade is called uncertain
@@ -232,10 +259,13 @@ def level_sentence(rows: pd.DataFrame,     # a study's rows (with `col` and the 
             for r in g[g.grade > 0].itertuples()]
     doubt = [PHRASES[r.condition] for r in g[(g.grade == 0) & (g.p < unsure)].itertuples()]
     text = '; '.join(hits) if hits else 'no moderate or severe stenosis'
-    if doubt: text += f" (uncertain: {', '.join(doubt)})" if not hits else f"; uncertain: {', '.join(doubt)}"
+    if doubt:
+        text += f" (uncertain: {', '.join(doubt)})" if not hits else f"; uncertain: {', '.join(doubt)}"
     return f'{LEVEL_NAMES[level]}: {text}.'
 
-def any_severe(rows: pd.DataFrame) -> float:
+# %% ../nbs/14_report.ipynb #f531cd0e
+def any_severe(rows: pd.DataFrame, # a study's rows
+              ) -> float:
     "The study's any_severe_spinal probability, as the metric takes it: the largest P(Severe) of its spinal rows."
     return float(rows[rows.col.str.startswith('spinal_canal_stenosis')].severe.max())
 
@@ -250,6 +280,7 @@ def png_uri(fig,           # a matplotlib Figure
     fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight', facecolor='white')
     return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode('ascii')
 
+# %% ../nbs/14_report.ipynb #39d0d9c4
 def _show_slice(ax, v: Volume, k: int, title: str):
     "Slice `k` of `v` in grey at its physical aspect, axes off."
     sp = v.spacings[k]
@@ -258,23 +289,30 @@ def _show_slice(ax, v: Volume, k: int, title: str):
     ax.set_axis_off()
 
 # %% ../nbs/14_report.ipynb #47982e97
-def reference_line(sag: Volume, k: int, ax_v: Volume, j: int) -> tuple[np.ndarray, np.ndarray] | None:
+def reference_line(sag: Volume,  # a sagittal series
+                   k: int,        # the slice of it shown
+                   ax_v: Volume,  # an axial series
+                   j: int,        # the slice of it that cuts slice `k`
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
     "Columns and rows (x, y) of the line where slice `j` of `ax_v` crosses slice `k` of `sag`, None when parallel."
     n = np.cross(ax_v.orientations[j, :3], ax_v.orientations[j, 3:])
     f = lambda r, c: float(n @ (sag.to_patient(k, r, c) - ax_v.positions[j]))
     f0, fr, fc = f(0, 0), f(1, 0) - f(0, 0), f(0, 1) - f(0, 0)      # the distance is linear in (row, col)
-    if abs(fr) < 1e-6: return None
+    if abs(fr) < 1e-6:
+        return None
     cols = np.array([0.0, sag.pixels.shape[2] - 1.0])
     return cols, -(f0 + fc * cols) / fr
 
 # %% ../nbs/14_report.ipynb #1a6fb442
 def _slice_of(ev: StudyEvidence, pts: pd.DataFrame) -> tuple[Volume, int] | None:
     "The volume and slice of the most common instance among `pts` (one series), None when it was not loaded."
-    if not len(pts) or int(pts.series_id.iloc[0]) not in ev.slices: return None
+    if not len(pts) or int(pts.series_id.iloc[0]) not in ev.slices:
+        return None
     v = ev.slices[int(pts.series_id.iloc[0])]
     inst = int(pts.instance_number.mode().min())
     return v, int(np.abs(v.instance_numbers - inst).argmin())
 
+# %% ../nbs/14_report.ipynb #89c76084
 def _mark(ax, v: Volume, k: int, pts: pd.DataFrame, label, spread: bool = False):
     "Points of `pts` on slice `k` of `v`: a cross on it, a ring when on another slice; `spread`: labels outwards."
     mid = pts.x.mean()
@@ -287,7 +325,7 @@ def _mark(ax, v: Volume, k: int, pts: pd.DataFrame, label, spread: bool = False)
                     ha='right' if left else 'left', color='white',
                     bbox=dict(boxstyle='round,pad=0.15', fc=LEVEL_COLOURS[lv], ec='none', alpha=0.85))
 
-# %% ../nbs/14_report.ipynb #89c76084
+# %% ../nbs/14_report.ipynb #73a9b77a
 def _axial_of(ev: StudyEvidence, lv: str) -> tuple[Volume, int, pd.DataFrame] | None:
     "The axial slice of a level's recesses (the left one's, else the right's) and the two points."
     c = ev.coordinates
@@ -295,7 +333,20 @@ def _axial_of(ev: StudyEvidence, lv: str) -> tuple[Volume, int, pd.DataFrame] | 
     got = _slice_of(ev, pts.sort_values('condition'))
     return None if got is None else (*got, pts)
 
-def sagittal_figure(ev: StudyEvidence):
+# %% ../nbs/14_report.ipynb #92e4f639
+def _reference_lines(ax, ev: StudyEvidence, v: Volume, k: int):
+    "On slice `k` of sagittal `v`, a dashed line in each level's colour where that level's axial slice cuts it."
+    for lv in LEVELS:
+        a = _axial_of(ev, lv)
+        line = reference_line(v, k, a[0], a[1]) if a is not None else None
+        if line is not None:
+            ax.plot(*line, '--', color=LEVEL_COLOURS[lv], lw=1)
+    ax.set_xlim(-0.5, v.pixels.shape[2] - 0.5)
+    ax.set_ylim(v.pixels.shape[1] - 0.5, -0.5)
+
+# %% ../nbs/14_report.ipynb #51d1eef9
+def sagittal_figure(ev: StudyEvidence, # from `study_evidence`
+                   ):
     "The canal points on the mid-sagittal T2/STIR slice with the axial slices' reference lines, the foramina on T1."
     from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4.3))
@@ -315,18 +366,14 @@ def sagittal_figure(ev: StudyEvidence):
         v, k = got
         _show_slice(ax, v, k, f'{title}\nseries {v.series_id}, instance {v.instance_numbers[k]}')
         if cond == 'Spinal Canal Stenosis':
-            for lv in LEVELS:
-                a = _axial_of(ev, lv)
-                line = reference_line(v, k, a[0], a[1]) if a is not None else None
-                if line is not None: ax.plot(*line, '--', color=LEVEL_COLOURS[lv], lw=1)
-            ax.set_xlim(-0.5, v.pixels.shape[2] - 0.5)
-            ax.set_ylim(v.pixels.shape[1] - 0.5, -0.5)
+            _reference_lines(ax, ev, v, k)
         _mark(ax, v, k, pts, lab)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/14_report.ipynb #f0d1f44b
-def axial_figure(ev: StudyEvidence):
+def axial_figure(ev: StudyEvidence, # from `study_evidence`
+                ):
     "Per level, the axial slice stage 1 used with both subarticular recesses (L, R) and their confidence."
     from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 2.7))
@@ -344,7 +391,9 @@ def axial_figure(ev: StudyEvidence):
     return fig
 
 # %% ../nbs/14_report.ipynb #39a17e2f
-def level_figure(ev: StudyEvidence, level: str):
+def level_figure(ev: StudyEvidence, # from `study_evidence`
+                 level: str,       # a level slug, e.g. 'l4_l5'
+                ):
     "The crops stage 2 graded at a level (centre slice of each view) and below each, its condition's Grad-CAM."
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8.6, 3.7))
@@ -353,14 +402,16 @@ def level_figure(ev: StudyEvidence, level: str):
     for j, cond in enumerate(CONDITIONS):
         img = x[j, x.shape[1] // 2]
         axs[0, j].set_title(f'{SHORT[cond]}\n{VIEWS[cond]}', fontsize=8)
-        for ax in axs[:, j]: ax.set_axis_off()
+        for ax in axs[:, j]:
+            ax.set_axis_off()
         if not img.any():
             axs[0, j].text(0.5, 0.5, 'no crop\n(not localised)', ha='center', va='center', fontsize=8)
             continue
         axs[0, j].imshow(img, cmap='gray', vmin=0, vmax=1)
         axs[1, j].imshow(img, cmap='gray', vmin=0, vmax=1)
         cam = ev.cams.get((level, cond))
-        if cam is not None: axs[1, j].imshow(cam, cmap='jet', alpha=0.4, vmin=0, vmax=1)
+        if cam is not None:
+            axs[1, j].imshow(cam, cmap='jet', alpha=0.4, vmin=0, vmax=1)
     axs[1, 0].text(-0.08, 0.5, 'Grad-CAM', rotation=90, ha='right', va='center', fontsize=8,
                    transform=axs[1, 0].transAxes)
     fig.tight_layout()
@@ -409,7 +460,7 @@ _CSS = """
 """
 
 # %% ../nbs/14_report.ipynb #f4600c83
-_REPORT = """<style>{% include 'style.css' %}</style>
+_REPORT_SUMMARY = """<style>{% include 'style.css' %}</style>
 <div class="lr-report">
 <h1>Lumbar spine MRI: study {{ ev.study_id }}</h1>
 <p class="sub">Automated grading by lumbar_rsna {{ ev.version }}: stage 1 finds each finding on the sagittal and axial
@@ -436,7 +487,10 @@ severe. <b>?</b> with a dashed border: the grade's probability is below {{ unsur
 {% if notes %}A dark label: stage 2 could not grade the row and a fallback answered:{% endif %}</p>
 {% if notes %}<ol class="notes">{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ol>{% endif %}
 </div>
-<div class="findings">
+"""
+
+# %% ../nbs/14_report.ipynb #f7e96088
+_REPORT_FINDINGS = """<div class="findings">
 <h2>Findings</h2>
 <ul>{% for s in sentences %}<li>{{ s }}</li>{% endfor %}</ul>
 <p class="any">Severe spinal canal stenosis at any level: <b>p = {{ '%.2f' % any_severe }}</b></p>
@@ -444,7 +498,10 @@ severe. <b>?</b> with a dashed border: the grade's probability is below {{ unsur
 probability of severe spinal canal stenosis over the five levels (the competition's any_severe_spinal).</p>
 </div>
 </div>
-<h2>Localisation (stage 1)</h2>
+"""
+
+# %% ../nbs/14_report.ipynb #29a6661a
+_REPORT_LOCALISATION = """<h2>Localisation (stage 1)</h2>
 <figure><img src="{{ figures.sagittal }}" alt="sagittal slices with the findings of stage 1">
 <figcaption>Each point with its level and stage 1's confidence: a cross on the slice shown, a ring when it lies on a
 neighbouring slice. Dashed lines on the T2/STIR slice: the axial slices used at each level (from the DICOM
@@ -457,7 +514,10 @@ geometry).</figcaption></figure>
 {% endfor %}</tbody>
 </table>
 <p class="legend">Series / instance, pixel (x, y) and confidence of each finding.</p>
-<h2>Levels: what the grader saw</h2>
+"""
+
+# %% ../nbs/14_report.ipynb #6563c560
+_REPORT_LEVELS = """<h2>Levels: what the grader saw</h2>
 <p class="legend">Top: the centre slice of each view's crop ({{ '%g' % ev.crop_mm }} mm a side) that stage 2 graded;
 right-side views are mirrored, as the grader sees them. Bottom: Grad-CAM of the grade shown for that condition, on its
 own view (warm: where the network's evidence for that grade lies).</p>
@@ -466,7 +526,10 @@ own view (warm: where the network's evidence for that grade lies).</p>
 <img src="{{ lv.figure }}" alt="crops and Grad-CAM at {{ lv.name }}"></div>
 {% endfor %}
 </div>
-<h2>Provenance</h2>
+"""
+
+# %% ../nbs/14_report.ipynb #d6844c60
+_REPORT_PROVENANCE = """<h2>Provenance</h2>
 <table class="plain">
 <thead><tr><th>model run</th><th>kind</th><th>series type</th><th>fold</th><th>network</th><th>temperature</th>
 </tr></thead>
@@ -485,7 +548,9 @@ own view (warm: where the network's evidence for that grade lies).</p>
 <ul class="warn">{% for w in ev.warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
 </div>
 """
+_REPORT = _REPORT_SUMMARY + _REPORT_FINDINGS + _REPORT_LOCALISATION + _REPORT_LEVELS + _REPORT_PROVENANCE
 
+# %% ../nbs/14_report.ipynb #a73f081b
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }}</title></head>
@@ -497,6 +562,7 @@ _TEMPLATES = {'style.css': _CSS, 'report.html': _REPORT, 'page.html': _PAGE}
 _ENV = jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
                           trim_blocks=True, lstrip_blocks=True)
 
+# %% ../nbs/14_report.ipynb #ff81cc36
 def _cells(ev: StudyEvidence, unsure: float) -> tuple[list, list]:
     "The summary table's rows (a level each, its five cells) and the numbered notes of the fallbacks."
     g = grades(ev.rows).set_index('col')
@@ -516,6 +582,7 @@ def _cells(ev: StudyEvidence, unsure: float) -> tuple[list, list]:
         table.append(dict(name=LEVEL_NAMES[lv], cells=cells))
     return table, notes
 
+# %% ../nbs/14_report.ipynb #9e6ab23e
 def _coord_table(ev: StudyEvidence) -> list:
     "Per level, each condition's finding as text: series / instance, pixel, confidence."
     c = ev.coordinates.set_index(['condition', 'level'])
@@ -552,9 +619,12 @@ class _Cells(HTMLParser):
         self.cells = []
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == 'td' and 'cell' in a.get('class', '').split(): self.cells.append(a)
+        if tag == 'td' and 'cell' in a.get('class', '').split():
+            self.cells.append(a)
 
-def report_cells(html: str) -> pd.DataFrame:
+# %% ../nbs/14_report.ipynb #85b1fa28
+def report_cells(html: str, # a report page (or its fragment)
+                ) -> pd.DataFrame:
     "The summary cells of a report page: row_id, the three probabilities, the source and whether flagged unsure."
     p = _Cells()
     p.feed(html)
@@ -564,12 +634,20 @@ def report_cells(html: str) -> pd.DataFrame:
 # %% ../nbs/14_report.ipynb #590f760f
 class StudyReport:
     "One study's report: shown in a notebook (`_repr_html_`), written as a self-contained page (`save`)."
-    def __init__(self, evidence: StudyEvidence, unsure: float = UNSURE, dpi: int = 100):
+    def __init__(self,
+                 evidence: StudyEvidence, # from `study_evidence`
+                 unsure: float = UNSURE,  # a grade below this probability is flagged
+                 dpi: int = 100,          # of the embedded figures
+                ):
         self.evidence, self.unsure, self.dpi = evidence, unsure, dpi
 
     @property
-    def html(self) -> str: return render_report(self.evidence, self.unsure, self.dpi)
-    def _repr_html_(self) -> str: return render_report(self.evidence, self.unsure, self.dpi, page=False)
+    def html(self) -> str:
+        "The whole page."
+        return render_report(self.evidence, self.unsure, self.dpi)
+
+    def _repr_html_(self) -> str:
+        return render_report(self.evidence, self.unsure, self.dpi, page=False)
 
     def save(self, path) -> Path:
         "Write the page to `path` (atomically)."
@@ -577,8 +655,15 @@ class StudyReport:
         return write_atomic(Path(path), lambda p: p.write_text(text, encoding='utf-8'))
 
 # %% ../nbs/14_report.ipynb #0f2b27e1
-def study_report(data, models, study: int, cache_dir=None, prior=None, unsure: float = UNSURE, dpi: int = 100,
-                 workers: int = 1) -> StudyReport:
+def study_report(data,                   # dataset folder with the study among its test studies
+                 models,                 # runs folder with localiser and grade runs
+                 study: int,             # the test study
+                 cache_dir=None,         # cache of decoded series (default: a temporary one)
+                 prior=None,             # prior.csv or frame (default: fitted on train.csv)
+                 unsure: float = UNSURE, # a grade below this probability is flagged
+                 dpi: int = 100,         # of the embedded figures
+                 workers: int = 1,       # processes decoding DICOM
+                ) -> StudyReport:
     "The report of test study `study` of `data` by the runs in `models` (see `study_evidence`, `render_report`)."
     return StudyReport(study_evidence(data, models, study, cache_dir, prior, workers), unsure, dpi)
 
@@ -601,29 +686,42 @@ _INDEX = """<!DOCTYPE html>
 
 _TEMPLATES['index.html'] = _INDEX
 
-def study_summary(ev: StudyEvidence, unsure: float = UNSURE) -> dict:
+# %% ../nbs/14_report.ipynb #614ef9f6
+def study_summary(ev: StudyEvidence,     # from `study_evidence`
+                  unsure: float = UNSURE, # a grade below this probability is counted as unsure
+                 ) -> dict:
     "One study's line of the index: any-severe probability, counts of severe, moderate, unsure and fallback rows."
     g = grades(ev.rows)
     return dict(study_id=ev.study_id, any_severe=any_severe(ev.rows), severe=int((g.grade == 2).sum()),
                 moderate=int((g.grade == 1).sum()), unsure=int((g.p < unsure).sum()),
                 fallback=int((g.source != 'stage 2').sum()))
 
-# %% ../nbs/14_report.ipynb #614ef9f6
-def write_report(data, models, study: int, out='report.html', cache_dir=None, prior=None, unsure: float = UNSURE,
-                 workers: int = 1) -> tuple[Path, StudyEvidence, float]:
+# %% ../nbs/14_report.ipynb #cdf84704
+def write_report(data,                   # dataset folder with the study among its test studies
+                 models,                 # runs folder with localiser and grade runs
+                 study: int,             # the test study
+                 out='report.html',      # the page to write
+                 cache_dir=None,         # cache of decoded series (default: a temporary one)
+                 prior=None,             # prior.csv or frame (default: fitted on train.csv)
+                 unsure: float = UNSURE, # a grade below this probability is flagged
+                 workers: int = 1,       # processes decoding DICOM
+                ) -> tuple[Path, StudyEvidence, float]:
     "Write the report page of one test study to `out`: (the page, its evidence, seconds it took)."
     t0 = time.perf_counter()
     rep = study_report(data, models, study, cache_dir, prior, unsure, workers=workers)
     path = rep.save(out)
     return path, rep.evidence, time.perf_counter() - t0
 
+# %% ../nbs/14_report.ipynb #948b72a6
 def write_reports(data,             # dataset folder
                   models,           # runs folder (two-stage)
                   out,              # folder for the pages: <study>.html each and index.html
                   studies='all',    # 'all' test studies or a list of them
                   cache_dir=None,   # cache of decoded series, shared by the studies (default: a temporary one)
-                  prior=None, unsure: float = UNSURE, workers: int = 1,
-                  progress: bool = True,
+                  prior=None,       # prior.csv or frame (default: fitted on train.csv)
+                  unsure: float = UNSURE, # a grade below this probability is flagged
+                  workers: int = 1, # processes decoding DICOM
+                  progress: bool = True, # a progress bar
                  ) -> Path:
     "One report page per test study and `index.html` linking them; returns the index."
     from tqdm.auto import tqdm
@@ -646,6 +744,7 @@ def find_chromium() -> str | None:
     names = ('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable')
     return next((p for p in map(shutil.which, names) if p), None)
 
+# %% ../nbs/14_report.ipynb #a21e91b7
 def screenshot(html_path,          # the page to render
                png,                # the PNG to write
                width: int = 1366,  # window size in pixels: a laptop's screen
@@ -654,14 +753,17 @@ def screenshot(html_path,          # the page to render
               ) -> Path:
     "A PNG of the page as headless Chromium renders it in a `width` × `height` window (no network, a fresh profile)."
     exe = find_chromium()
-    if exe is None: raise FileNotFoundError('no Chromium on this machine (Debian: apt-get install chromium)')
+    if exe is None:
+        raise FileNotFoundError('no Chromium on this machine (Debian: apt-get install chromium)')
     png = Path(png).absolute()
     with tempfile.TemporaryDirectory() as profile:
         cmd = [exe, '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
                '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars',
                f'--user-data-dir={profile}',
                f'--window-size={width},{height}', f'--screenshot={png}', Path(html_path).absolute().as_uri()]
-        if hasattr(os, 'geteuid') and os.geteuid() == 0: cmd.insert(1, '--no-sandbox')    # else it refuses root
+        if hasattr(os, 'geteuid') and os.geteuid() == 0:
+            cmd.insert(1, '--no-sandbox')    # else it refuses root
         subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
-    if not png.exists(): raise RuntimeError(f'{exe} wrote no screenshot of {html_path}')
+    if not png.exists():
+        raise RuntimeError(f'{exe} wrote no screenshot of {html_path}')
     return png
