@@ -5,83 +5,122 @@
 # %% ../nbs/04_metrics.ipynb #6a08eb58
 from __future__ import annotations
 import numpy as np, pandas as pd
-from .core import (LABEL_COLS, PRED_COLS, SEVERITIES, SEVERITY_WEIGHTS, GROUPS, CONDITIONS, CONDITION_NAMES,
-    labels_long, parse_row_id, row_id, condition_group, split_label_col, submission_rows, check_submission_frame, SubmissionError)
+from .core import (LABEL_COLS, PRED_COLS, SEVERITIES, SEVERITY_WEIGHTS, GROUPS, CONDITIONS,
+                              CONDITION_NAMES, labels_long, parse_row_id, row_id, condition_group, split_label_col,
+                              submission_rows, check_submission_frame, SubmissionError)
 
 # %% auto #0
 __all__ = ['EPS', 'solution_long', 'weighted_log_loss', 'score', 'validation_scores', 'predictions_long', 'confusion',
            'classification_report', 'plot_confusions']
 
 # %% ../nbs/04_metrics.ipynb #d1f19669
-EPS = 1e-15
+EPS = 1e-15     # probabilities are clipped to [EPS, 1 - EPS], as scikit-learn's log_loss did
 
-def solution_long(solution: pd.DataFrame) -> pd.DataFrame:
-    "The scored rows of `solution` as row_id, study_id, col, target, weight; accepts train.csv's shape or Kaggle's long solution (row_id, one-hot normal_mild/moderate/severe, sample_weight)."
+# %% ../nbs/04_metrics.ipynb #78cb4ad4
+def solution_long(solution: pd.DataFrame, # train.csv's shape, or Kaggle's long solution
+                 ) -> pd.DataFrame:       # row_id, study_id, col, target (0/1/2), weight: the scored rows
+    "The scored rows of `solution`; ValueError for another shape or rows that are not one-hot."
+    # Kaggle's long solution: row_id, one-hot normal_mild/moderate/severe, sample_weight
     if 'study_id' in solution.columns and set(LABEL_COLS) <= set(solution.columns):
         return labels_long(solution)[['row_id', 'study_id', 'col', 'target', 'weight']]
     need = ['row_id', *PRED_COLS, 'sample_weight']
-    if not set(need) <= set(solution.columns): raise ValueError(f'solution must be train.csv-shaped or have columns {need}; got {list(solution.columns)}')
+    if not set(need) <= set(solution.columns):
+        raise ValueError(f'solution must be train.csv-shaped or have columns {need}; got {list(solution.columns)}')
     ids = solution.row_id.map(parse_row_id)
     onehot = solution[list(PRED_COLS)].to_numpy(float)
-    if not np.all(onehot.sum(1) == 1): raise ValueError('solution rows must be one-hot over normal_mild, moderate, severe')
-    return pd.DataFrame({'row_id': solution.row_id.values, 'study_id': [i[0] for i in ids], 'col': [i[1] for i in ids],
-                         'target': onehot.argmax(1), 'weight': solution.sample_weight.to_numpy(float)})
+    if not np.all(onehot.sum(1) == 1):
+        raise ValueError('solution rows must be one-hot over normal_mild, moderate, severe')
+    return pd.DataFrame({'row_id': solution.row_id.values, 'study_id': [i[0] for i in ids],
+                         'col': [i[1] for i in ids], 'target': onehot.argmax(1),
+                         'weight': solution.sample_weight.to_numpy(float)})
 
+# %% ../nbs/04_metrics.ipynb #vs04a002
 def _check_submission(submission: pd.DataFrame, scored: pd.Series, study_ids) -> pd.DataFrame:
     "The submission indexed by row_id, after the checks Kaggle's scorer (and more) would make."
     check_submission_frame(submission)
     allowed = set(submission_rows(study_ids).row_id)
     extra = ~submission.row_id.isin(allowed)
-    if extra.any(): raise SubmissionError(f'{int(extra.sum())} rows not in the solution, e.g. {submission.row_id[extra].iloc[0]!r}')
+    if extra.any():
+        raise SubmissionError(f'{int(extra.sum())} rows not in the solution, e.g. {submission.row_id[extra].iloc[0]!r}')
     miss = ~scored.isin(submission.row_id)
-    if miss.any(): raise SubmissionError(f'{int(miss.sum())} scored rows missing, e.g. {scored[miss].iloc[0]!r}')
+    if miss.any():
+        raise SubmissionError(f'{int(miss.sum())} scored rows missing, e.g. {scored[miss].iloc[0]!r}')
     return submission.set_index('row_id')
 
-def weighted_log_loss(target, probs, weight=None, eps: float = EPS) -> float:
-    "Sample-weighted log loss of probabilities (…, k) for integer targets (…); targets < 0 (empty labels) are left out, `weight` defaults to the metric's 1/2/4 by class; rows clipped to [eps, 1-eps] and renormalised."
-    target, p = np.asarray(target).reshape(-1), np.asarray(probs, float).reshape(-1, np.shape(probs)[-1])
+# %% ../nbs/04_metrics.ipynb #c44b9157
+def weighted_log_loss(target,            # integer classes (…); < 0 (an empty label) is left out
+                      probs,             # probabilities (…, k)
+                      weight=None,       # a weight per target (…); default: the metric's 1/2/4 by class
+                      eps: float = EPS,  # rows are clipped to [eps, 1-eps] and renormalised
+                     ) -> float:
+    "Sample-weighted log loss of probabilities for integer targets."
+    target = np.asarray(target).reshape(-1)
+    p = np.asarray(probs, float).reshape(-1, np.shape(probs)[-1])
     m = target >= 0
     w = np.asarray(SEVERITY_WEIGHTS)[target[m]] if weight is None else np.asarray(weight, float).reshape(-1)[m]
     p = np.clip(p[m], eps, 1 - eps)
     p = p / p.sum(1, keepdims=True)
     return float(np.sum(w * -np.log(p[np.arange(len(p)), target[m]])) / np.sum(w))
 
-# %% ../nbs/04_metrics.ipynb #78cb4ad4
-def score(solution: pd.DataFrame, submission: pd.DataFrame, eps: float = EPS) -> tuple[float, dict]:
-    "Kaggle's score of `submission` against `solution` and its four terms (spinal, foraminal, subarticular, any_severe_spinal)."
+# %% ../nbs/04_metrics.ipynb #6daa72f2
+def _any_severe_term(spinal: pd.DataFrame,  # the spinal rows of `solution_long`, with the Severe probability `pred`
+                     eps: float = EPS,
+                    ) -> float:
+    "The `any_severe_spinal` term of the score: a weighted binary log loss over studies."
+    per = spinal.groupby('study_id').agg(label=('target', lambda t: int((t == 2).any())),
+                                         weight=('weight', 'max'), pred=('pred', 'max'))
+    probs = np.stack([1 - per.pred.values, per.pred.values], 1)
+    return weighted_log_loss(per.label.values, probs, per.weight.values, eps)
+
+# %% ../nbs/04_metrics.ipynb #751133b9
+def score(solution: pd.DataFrame,    # train.csv-shaped or Kaggle's long solution (`solution_long`)
+          submission: pd.DataFrame,  # row_id, normal_mild, moderate, severe; SubmissionError if malformed
+          eps: float = EPS,          # probabilities clipped to [eps, 1-eps]
+         ) -> tuple[float, dict]:
+    "Kaggle's score (lower is better) and its terms: spinal, foraminal, subarticular, any_severe_spinal."
     sol = solution_long(solution)
-    if not len(sol): raise ValueError('solution has no labelled rows')
+    if not len(sol):
+        raise ValueError('solution has no labelled rows')
     sub = _check_submission(submission, sol.row_id, sol.study_id.unique())
     p = sub.loc[sol.row_id, list(PRED_COLS)].to_numpy(float)
     group = sol.col.map(condition_group).to_numpy()
     terms = {}
     for g in GROUPS:
         m = group == g
-        if m.any(): terms[g] = weighted_log_loss(sol.target.values[m], p[m], sol.weight.values[m], eps)
+        if m.any():
+            terms[g] = weighted_log_loss(sol.target.values[m], p[m], sol.weight.values[m], eps)
     spinal = sol[group == 'spinal'].assign(pred=p[group == 'spinal', 2])
     if len(spinal):
-        per = spinal.groupby('study_id').agg(label=('target', lambda t: int((t == 2).any())), weight=('weight', 'max'), pred=('pred', 'max'))
-        probs = np.stack([1 - per.pred.values, per.pred.values], 1)
-        terms['any_severe_spinal'] = weighted_log_loss(per.label.values, probs, per.weight.values, eps)
+        terms['any_severe_spinal'] = _any_severe_term(spinal, eps)
     return float(np.mean(list(terms.values()))), terms
 
-# %% ../nbs/04_metrics.ipynb #vs04a001
-def validation_scores(study_ids, cols, targets: np.ndarray, probs: np.ndarray) -> dict:
-    "Weighted loss, accuracy and competition score of a model's validation predictions: sample i belongs to study `study_ids[i]` and predicts label columns `cols[i]` (one per target), with classes `targets` (n, L; −1 = empty) and probabilities (n, L, 3). Samples of one study and column are averaged, as inference does."
+# %% ../nbs/04_metrics.ipynb #867af902
+def validation_scores(study_ids,           # (n,) the study of each sample
+                      cols,                # (n, L) the label columns each sample predicts
+                      targets: np.ndarray, # (n, L) classes 0/1/2, −1 for an empty label
+                      probs: np.ndarray,   # (n, L, 3) predicted probabilities
+                     ) -> dict:
+    "Weighted loss, accuracy and competition score; samples of one study and column are averaged, as inference does."
     targets, probs = np.asarray(targets), np.asarray(probs, float)
     n, L = targets.shape
-    long = pd.DataFrame({'study_id': np.repeat(np.asarray(study_ids), L), 'col': np.broadcast_to(np.asarray(cols, dtype=object), (n, L)).ravel(),
+    long = pd.DataFrame({'study_id': np.repeat(np.asarray(study_ids), L),
+                         'col': np.broadcast_to(np.asarray(cols, dtype=object), (n, L)).ravel(),
                          'target': targets.ravel(), **dict(zip(PRED_COLS, probs.reshape(-1, 3).T))})
     per = long.groupby(['study_id', 'col'], sort=False)
     sub = per[list(PRED_COLS)].mean().reset_index()
     sub.insert(0, 'row_id', [row_id(s, c) for s, c in zip(sub.study_id, sub.col)])
-    sol = per.target.first().unstack().apply(lambda c: c.map(dict(enumerate(SEVERITIES)))).reindex(columns=list(LABEL_COLS)).reset_index()   # −1 → empty
-    y, p = targets.ravel(), probs.reshape(-1, 3); m = y >= 0
-    return dict(loss=weighted_log_loss(targets, probs), accuracy=float((p[m].argmax(1) == y[m]).mean()), score=score(sol, sub[['row_id', *PRED_COLS]])[0])
+    names = dict(enumerate(SEVERITIES))                                                       # −1 → empty
+    sol = per.target.first().unstack().apply(lambda c: c.map(names)).reindex(columns=list(LABEL_COLS)).reset_index()
+    y, p = targets.ravel(), probs.reshape(-1, 3)
+    m = y >= 0
+    return dict(loss=weighted_log_loss(targets, probs), accuracy=float((p[m].argmax(1) == y[m]).mean()),
+                score=score(sol, sub[['row_id', *PRED_COLS]])[0])
 
 # %% ../nbs/04_metrics.ipynb #8fe0e8ba
-def predictions_long(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFrame:
-    "Labelled rows of `solution` joined with the submission's probabilities and argmax class (`pred`)."
+def predictions_long(solution: pd.DataFrame,    # train.csv-shaped or Kaggle's long solution
+                     submission: pd.DataFrame,  # a submission (checked as `score` checks it)
+                    ) -> pd.DataFrame:
+    "Labelled rows of `solution` with the submission's probabilities, condition, level and argmax class (`pred`)."
     sol = solution_long(solution)
     sub = _check_submission(submission, sol.row_id, sol.study_id.unique())
     out = sol.join(sub[list(PRED_COLS)], on='row_id')
@@ -89,26 +128,34 @@ def predictions_long(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.Dat
     out['pred'] = out[list(PRED_COLS)].to_numpy(float).argmax(1)
     return out
 
+# %% ../nbs/04_metrics.ipynb #f0856053
 def confusion(target, pred, n: int = 3) -> np.ndarray:
-    "Confusion matrix, rows = true class, columns = predicted class."
+    "Confusion matrix (n, n) of integer classes: rows = true class, columns = predicted class."
     return np.bincount(np.asarray(target) * n + np.asarray(pred), minlength=n * n).reshape(n, n)
 
+# %% ../nbs/04_metrics.ipynb #b554fd40
 def classification_report(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFrame:
     "Per condition and severity: precision, recall, F1, support; plus the condition's accuracy."
     pl, rows = predictions_long(solution, submission), []
     for c in CONDITIONS:
         d = pl[pl.condition == c]
-        if not len(d): continue
+        if not len(d):
+            continue
         cm = confusion(d.target, d.pred)
         for k, sev in enumerate(SEVERITIES):
             tp, p_, t_ = cm[k, k], cm[:, k].sum(), cm[k].sum()
             prec, rec = (tp / p_ if p_ else 0.0), (tp / t_ if t_ else 0.0)
             rows.append(dict(condition=c, severity=sev, precision=prec, recall=rec,
-                             f1=2 * prec * rec / (prec + rec) if prec + rec else 0.0, support=int(t_), accuracy=np.trace(cm) / cm.sum()))
+                             f1=2 * prec * rec / (prec + rec) if prec + rec else 0.0, support=int(t_),
+                             accuracy=np.trace(cm) / cm.sum()))
     return pd.DataFrame(rows)
 
-def plot_confusions(solution: pd.DataFrame, submission: pd.DataFrame, normalize: bool = True):
-    "One confusion-matrix heatmap per condition."
+# %% ../nbs/04_metrics.ipynb #4c6f1d61
+def plot_confusions(solution: pd.DataFrame,   # train.csv-shaped or Kaggle's long solution
+                    submission: pd.DataFrame, # the submission to look at
+                    normalize: bool = True,   # each true class's row as fractions (else counts)
+                   ):
+    "One confusion-matrix heatmap per condition; the figure."
     import matplotlib.pyplot as plt, seaborn as sns
     pl = predictions_long(solution, submission)
     fig, axs = plt.subplots(1, len(CONDITIONS), figsize=(4 * len(CONDITIONS), 3.4))
@@ -119,6 +166,6 @@ def plot_confusions(solution: pd.DataFrame, submission: pd.DataFrame, normalize:
         sns.heatmap(show, annot=True, fmt='.2f' if normalize else '.0f', cmap='Blues', cbar=False, ax=ax, vmin=0,
                     xticklabels=['N/M', 'Mod', 'Sev'], yticklabels=['N/M', 'Mod', 'Sev'])
         ax.set_title(f'{CONDITION_NAMES[c]}\nacc {np.trace(cm) / max(cm.sum(), 1):.2f}', fontsize=9)
-        ax.set_xlabel('predicted'); ax.set_ylabel('true')
+        ax.set(xlabel='predicted', ylabel='true')
     fig.tight_layout()
     return fig
