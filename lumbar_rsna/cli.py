@@ -122,17 +122,19 @@ def cmd_train(args) -> int:
     return 0
 
 def cmd_localize(args) -> int:
-    "Write the coordinates of every finding of a split's studies; with --report, the localisation report against the labelled ones."
+    "Write the coordinates of every finding of a split's studies; with --report, the localisation report against the labelled ones (`--truth`, default the split's), read before any work."
     from lumbar_rsna.localize import localize
+    from lumbar_rsna.core import read_coordinates
     root = data_root(args.data)
+    if args.report:
+        truth = Path(args.truth) if args.truth else root/('train_label_coordinates.csv' if args.split == 'train' else 'phantom_test_coordinates.csv')
+        if not truth.exists(): raise FileNotFoundError(f'{truth}: no labelled coordinates of the {args.split} studies to report against')
+        t = read_coordinates(truth)
     pred = localize(root, models_of(args), args.out, args.split, args.cache, workers=args.workers, device=device_of(args))
     print(f'wrote {args.out}: {len(pred)} findings of {pred.study_id.nunique()} studies')
     if args.report:
         from lumbar_rsna.analysis import localization_errors, localization_report
-        from lumbar_rsna.core import read_coordinates
-        truth = root/('train_label_coordinates.csv' if args.split == 'train' else 'phantom_test_coordinates.csv')
-        if not truth.exists(): raise FileNotFoundError(f'{truth}: no labelled coordinates of the {args.split} studies to report against')
-        t = read_coordinates(truth)
+        if not t.study_id.isin(pred.study_id).any(): raise ValueError(f'{truth}: labels none of the {pred.study_id.nunique()} localised {args.split} studies')
         err = localization_errors(pred, t[t.study_id.isin(pred.study_id)], root, args.split)
         print(localization_report(err).round(3).to_string())
         print(f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, within 10 mm {(err.mm <= 10).mean():.1%}, level right {err.level_right.mean():.1%}')
@@ -318,6 +320,7 @@ def _model_commands(sub):
     s.add_argument('--out', default='coordinates.csv', help="coordinates CSV: train_label_coordinates.csv's columns, then x_mm, y_mm, z_mm, confidence")
     s.add_argument('--split', default='test', choices=['test', 'train'], help='test studies, or the training studies out of fold')
     s.add_argument('--report', action='store_true', help='print the localisation report against the labelled coordinates (train, or a phantom\'s test)')
+    s.add_argument('--truth', help="coordinates CSV (train_label_coordinates.csv's columns) --report compares with (default: the split's labelled ones)")
     s.add_argument('--cache', help='cache for the decoded series'); s.add_argument('--workers', type=int, help='processes decoding DICOM')
     _device_option(s); _weights_option(s); s.set_defaults(func=cmd_localize)
     _train_command(sub, 'train-grader', 'train stage 2: crops around each level, the three series fused', GradeConfig, cmd_train)
