@@ -16,7 +16,8 @@ import argparse, contextlib, io, json, os, subprocess, sys, tempfile, time, warn
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from lumbar_rsna.core import read_coordinates
-from lumbar_rsna.train import train, recipe
+from lumbar_rsna.train import train, recipe, run_result
+from lumbar_rsna.runs import Models
 from lumbar_rsna.localize import localize
 from lumbar_rsna.analysis import localization_errors, localization_report
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/'shared'
 SERIES = 'Sagittal T2/STIR'
 BENCH = dict(epochs=80, patience=80)          # on top of the demo recipe: the first contact's recipe (80 epochs)
+INFERENCE = ('max_gap_mm',)                  # settings used only when localising: a kept run can be localised again with others
 
 
 def parse_set(items: list[str]) -> dict:
@@ -43,15 +45,18 @@ def all_line(err: pd.DataFrame) -> str:
             f'level right {err.level_right.mean():.1%}')
 
 
-def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True) -> tuple[pd.DataFrame, dict]:
+def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse: bool = False) -> tuple[pd.DataFrame, dict]:
     "Train on `data`'s training studies, localise its test studies: (errors of the test canal points, timings and the run's result)."
     cfg = recipe('localize', 'demo', series_type=SERIES, data=str(data), cache=str(work/'cache'), **{**BENCH, **overrides})
     t0 = time.perf_counter()
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter('ignore')
-        res = train(cfg, work/'runs'/'t2', progress=not quiet)
+        res = run_result(work/'runs'/'t2') if reuse and (work/'runs'/'t2'/'best.pt').exists() else train(cfg, work/'runs'/'t2', progress=not quiet)
         t1 = time.perf_counter()
-        pred = localize(data, work/'runs', split='test', cache_dir=work/'cache', progress=False)
+        locs = Models.of(work/'runs').load('localize', 'cpu')
+        for m in locs[SERIES]:
+            for k in INFERENCE: setattr(m.cfg, k, getattr(cfg, k))      # a reused run is localised with this recipe's inference settings
+        pred = localize(data, locs, split='test', cache_dir=work/'cache', progress=False)
         truth = read_coordinates(data/'test_label_coordinates.csv')
         truth = truth[truth.condition == 'Spinal Canal Stenosis']
         err = localization_errors(pred, truth, data, 'test')
@@ -85,6 +90,8 @@ def main():
     ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config fields on top of the bench recipe')
     ap.add_argument('--errors', help='CSV to write the pooled errors to (one row per test point)')
     ap.add_argument('--verbose', action='store_true', help='print the training epochs')
+    ap.add_argument('--keep', help='folder to keep each hold-out\'s dataset, cache and run in (default: temporary, removed)')
+    ap.add_argument('--reuse', action='store_true', help='with --keep: a hold-out whose run is there is not trained again, only localised (with --set\'s inference settings)')
     a = ap.parse_args()
     overrides = parse_set(a.set)
     print(f'recipe: demo + {json.dumps({**BENCH, **overrides})}; torch threads {torch.get_num_threads()}, '
@@ -104,10 +111,11 @@ def main():
             pick = range(len(folds)) if a.folds is None else [int(f) for f in a.folds.split(',')]
             for f in pick:
                 with tempfile.TemporaryDirectory() as w:
-                    w = Path(w)
-                    subprocess.run([sys.executable, str(tool), str(w/'data'), '--data', str(spider), '--test-cases', ','.join(map(str, folds[f]))],
-                                   check=True, stdout=subprocess.DEVNULL)
-                    err, info = bench_one(w/'data', w, overrides, not a.verbose)
+                    w = Path(a.keep)/f'r{r}f{f}' if a.keep else Path(w)
+                    if not (a.reuse and (w/'data'/'test_label_coordinates.csv').exists()):
+                        subprocess.run([sys.executable, str(tool), str(w/'data'), '--data', str(spider), '--test-cases', ','.join(map(str, folds[f]))],
+                                       check=True, stdout=subprocess.DEVNULL)
+                    err, info = bench_one(w/'data', w, overrides, not a.verbose, a.reuse)
                 errs.append(err.assign(repeat=r, fold=f))
                 print(f'repeat {r} fold {f} (test cases {folds[f]}): train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), '
                       f'localise {info["localize_s"]:.0f} s; {all_line(err)}', flush=True)

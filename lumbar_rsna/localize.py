@@ -262,20 +262,22 @@ def _row(condition: str, level: str, v: Volume, k: int, u: float, w: float, conf
     return dict(study_id=int(v.study_id), series_id=int(v.series_id), instance_number=int(v.instance_numbers[k]), condition=CONDITION_NAMES[condition],
                 level=LEVEL_NAMES[level], x=float(x), y=float(y), x_mm=p[0], y_mm=p[1], z_mm=p[2], confidence=float(conf))
 
-def ordered_levels(cands: list[np.ndarray], min_gap: float = 10.0) -> list[int]:
-    "Which candidate of each level (per level an array (k, 2): score, height along the spine in mm) to keep: the highest total score with every level at least `min_gap` mm below the one above it (a lone level may be anywhere); each level's best one when no choice is in order."
+def ordered_levels(cands: list[np.ndarray], min_gap: float = 10.0, max_gap: float = 0.0) -> list[int]:
+    "Which candidate of each level (per level an array (k, 2): score, height along the spine in mm) to keep: the highest total score with every level at least `min_gap` mm below the one above it, and with `max_gap` > 0 at most `max_gap` mm below it where some choice allows that (a lone level may be anywhere); each level's best one when no choice is in order."
     best = {}                                               # (level, candidate) → (total score, choices)
+    fits = lambda above, z: above - z >= min_gap and (not max_gap or above - z <= max_gap)
     for lv, c in enumerate(cands):
         for j, (sc, z) in enumerate(c):
-            prev = [best[(lv - 1, i)] for i in range(len(cands[lv - 1])) if lv and cands[lv - 1][i][1] - z >= min_gap and (lv - 1, i) in best] if lv else []
+            prev = [best[(lv - 1, i)] for i in range(len(cands[lv - 1])) if lv and fits(cands[lv - 1][i][1], z) and (lv - 1, i) in best] if lv else []
             if lv and len(cands[lv - 1]) and not prev: continue
             tot, ch = max(prev, key=lambda t: t[0]) if prev else (0.0, [])
             best[(lv, j)] = (tot + sc, ch + [j])
     last = [best[(len(cands) - 1, j)] for j in range(len(cands[-1])) if (len(cands) - 1, j) in best]
+    if not last and max_gap: return ordered_levels(cands, min_gap)
     return max(last, key=lambda t: t[0])[1] if last else [0] * len(cands)
 
-def sagittal_points(series_type: str, P: torch.Tensor, v: Volume, midline: float | None = None) -> list[dict]:
-    "Findings of a sagittal series from its heatmaps' peaks (S, 5, k, 3): per level the slice whose heatmap peaks highest (on Sagittal T1 one each side of the `midline`, patient x in mm, default the series' centre), on it the highest of its peaks that keeps the five levels in order down the spine."
+def sagittal_points(series_type: str, P: torch.Tensor, v: Volume, midline: float | None = None, max_gap: float = 0.0) -> list[dict]:
+    "Findings of a sagittal series from its heatmaps' peaks (S, 5, k, 3): per level the slice whose heatmap peaks highest (on Sagittal T1 one each side of the `midline`, patient x in mm, default the series' centre), on it the highest of its peaks that keeps the five levels in order down the spine (`ordered_levels`, with `max_gap` mm)."
     lr = v.centres[:, 0]                                     # patient x of each slice: + is the patient's left
     mid = (lr.min() + lr.max()) / 2 if midline is None else midline
     top = P[:, :, 0, 0].numpy()                             # (S, 5) highest logit of each heatmap
@@ -286,7 +288,7 @@ def sagittal_points(series_type: str, P: torch.Tensor, v: Volume, midline: float
         ks = [int(sel[top[sel, c].argmax()]) for c in range(len(LEVELS))]
         cands = [P[kk, c][torch.isfinite(P[kk, c, :, 0])] for c, kk in enumerate(ks)]
         z = [np.array([v.to_patient(kk, *norm_to_pixel(p[1], p[2], v.pixels.shape[1], v.pixels.shape[2])[::-1])[2] for p in cd.numpy()]) for kk, cd in zip(ks, cands)]
-        pick = ordered_levels([np.c_[cd[:, 0].numpy(), zz] for cd, zz in zip(cands, z)])
+        pick = ordered_levels([np.c_[cd[:, 0].numpy(), zz] for cd, zz in zip(cands, z)], max_gap=max_gap)
         for c, (kk, cd, j) in enumerate(zip(ks, cands, pick)):
             sc, u, w = cd[j].tolist()
             out.append(_row(cond, LEVELS[c], v, kk, u, w, 1 / (1 + np.exp(-sc))))
@@ -405,7 +407,7 @@ def localize_study(study: int, index: pd.DataFrame, cache, localizers: dict, spl
         if not got[t]: warnings.warn(f'study {study}: no usable {t} series: its findings are not localised'); continue
         mid = canal_levels(rows)
         x = float(np.median([p[0] for p in mid.values()])) if mid else None
-        rows += most_confident([p for v, h in got[t] for p in sagittal_points(t, h, v, x)])
+        rows += most_confident([p for v, h in got[t] for p in sagittal_points(t, h, v, x, localizers[t][0].cfg.max_gap_mm)])
     canal = canal_levels(rows)
     if got.get('Axial T2') and not canal: warnings.warn(f'study {study}: no sagittal level points to project: the subarticular recesses are not localised')
     best = {}
