@@ -10,8 +10,10 @@ SPIDER: J. W. van der Graaf et al., "Lumbar spine segmentation in MR images: a d
 Scientific Data 11, 264 (2024), CC BY 4.0. Its images stay in the temporary folders this bench writes.
 
 The recipe is the localiser's `demo` recipe (test_efficientnet, random weights) with the bench's own defaults on top
-(`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field). Run it with OMP_NUM_THREADS=1 on a
-shared machine; the wall times printed are measured, under whatever load there is."""
+(`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field; `--set max_gap_mm=0` is the first
+contact's recipe). `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
+training (e.g. with another `max_gap_mm`). Run it with OMP_NUM_THREADS=1 on a shared machine; the wall times printed
+are measured, under whatever load there is."""
 import argparse, contextlib, io, json, os, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -24,7 +26,7 @@ from lumbar_rsna.analysis import localization_errors, localization_report
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/'shared'
 SERIES = 'Sagittal T2/STIR'
-BENCH = dict(epochs=80, patience=80)          # on top of the demo recipe: the first contact's recipe (80 epochs)
+BENCH = dict(epochs=80, patience=80, max_gap_mm=55.0)   # on top of the demo recipe: the first contact's (80 epochs), no level skipping a disc
 INFERENCE = ('max_gap_mm',)                  # settings used only when localising: a kept run can be localised again with others
 
 
