@@ -295,19 +295,23 @@ def _weights_option(s):
 
 # %% ../nbs/90_cli.ipynb #759ef762
 def cmd_localize(args) -> int:
-    "Write the coordinates of every finding of a split's studies; with --report, the report against the labelled ones."
+    "Write the coordinates of every finding of a split's studies; with --report, the report against `--truth`."
     from lumbar_rsna.localize import localize
+    from lumbar_rsna.core import read_coordinates
     root = data_root(args.data)
+    if args.report:                                 # the truth is read before any work: a bad file fails at once
+        default = 'train_label_coordinates.csv' if args.split == 'train' else 'phantom_test_coordinates.csv'
+        truth = Path(args.truth) if args.truth else root/default
+        if not truth.exists():
+            raise FileNotFoundError(f'{truth}: no labelled coordinates of the {args.split} studies to report against')
+        t = read_coordinates(truth)
     pred = localize(root, models_of(args), args.out, args.split, args.cache, workers=args.workers,
                     device=device_of(args))
     print(f'wrote {args.out}: {len(pred)} findings of {pred.study_id.nunique()} studies')
     if args.report:
         from lumbar_rsna.analysis import localization_errors, localization_report
-        from lumbar_rsna.core import read_coordinates
-        truth = root/('train_label_coordinates.csv' if args.split == 'train' else 'phantom_test_coordinates.csv')
-        if not truth.exists():
-            raise FileNotFoundError(f'{truth}: no labelled coordinates of the {args.split} studies to report against')
-        t = read_coordinates(truth)
+        if not t.study_id.isin(pred.study_id).any():
+            raise ValueError(f'{truth}: labels none of the {pred.study_id.nunique()} localised {args.split} studies')
         err = localization_errors(pred, t[t.study_id.isin(pred.study_id)], root, args.split)
         print(localization_report(err).round(3).to_string())
         print(f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, '
@@ -326,6 +330,8 @@ def _add_localize(sub):
                    help='test studies, or the training studies out of fold')
     s.add_argument('--report', action='store_true',
                    help='print the localisation report against the labelled coordinates (train, or a phantom\'s test)')
+    s.add_argument('--truth', help="coordinates CSV (train_label_coordinates.csv's columns) --report compares with "
+                   "(default: the split's labelled ones)")
     s.add_argument('--cache', help='cache for the decoded series')
     s.add_argument('--workers', type=int, help='processes decoding DICOM')
     _device_option(s)

@@ -247,6 +247,9 @@ class LocalizerConfig(ModelConfig):
                      'ones are)')
     augment: bool = arg(True, 'mirror, rotation, shift, zoom, contrast and gamma', flag='--no-augment',
                         flag_help='no augmentation')
+    max_gap_mm: float = arg(0.0, "localising sagittal series: most mm between consecutive levels' points the level "
+                            'order accepts where a choice allows it, so that no level skips a disc (0: no limit; '
+                            'e.g. 55)')
 
     def __post_init__(self):
         super().__post_init__()
@@ -259,6 +262,8 @@ class LocalizerConfig(ModelConfig):
             raise ValueError(f'stride must be 2 or 4, got {self.stride}')
         if not self.sigma_mm > 0:
             raise ValueError(f'sigma_mm must be positive, got {self.sigma_mm}')
+        if not self.max_gap_mm >= 0:
+            raise ValueError(f'max_gap_mm must be at least 0, got {self.max_gap_mm}')
 
     @property
     def name(self) -> str:

@@ -424,29 +424,35 @@ def _row(condition: str, level: str, v: Volume, k: int, u: float, w: float, conf
 
 # %% ../nbs/10_localize.ipynb #4fa56bfc
 def ordered_levels(cands: list[np.ndarray], # per level, its candidates (k, 2): score, height along the spine (mm)
-                   min_gap: float = 10.0    # mm between consecutive levels
+                   min_gap: float = 10.0,   # least mm between consecutive levels
+                   max_gap: float = 0.0,    # most mm between them where some choice allows it (0: no limit)
                    ) -> list[int]:
-    """Which candidate of each level to keep: the highest total score with every level at least `min_gap` mm below the
-    one above it (a lone level may be anywhere); each level's best one when no choice is in order."""
+    """Which candidate of each level to keep: the highest total score with every level at least `min_gap` mm (and at
+    most `max_gap`) below the one above it (a lone level may be anywhere); each level's best one when no choice is in
+    order."""
     best = {}                                               # (level, candidate) → (total score, choices)
+    fits = lambda above, z: above - z >= min_gap and (not max_gap or above - z <= max_gap)
     for lv, c in enumerate(cands):
         for j, (sc, z) in enumerate(c):
             prev = []
             if lv:
                 prev = [best[(lv - 1, i)] for i in range(len(cands[lv - 1]))
-                        if cands[lv - 1][i][1] - z >= min_gap and (lv - 1, i) in best]
+                        if fits(cands[lv - 1][i][1], z) and (lv - 1, i) in best]
                 if len(cands[lv - 1]) and not prev:
                     continue
             tot, ch = max(prev, key=lambda t: t[0]) if prev else (0.0, [])
             best[(lv, j)] = (tot + sc, ch + [j])
     last = [best[(len(cands) - 1, j)] for j in range(len(cands[-1])) if (len(cands) - 1, j) in best]
+    if not last and max_gap:
+        return ordered_levels(cands, min_gap)              # no choice within the limit: the order without it
     return max(last, key=lambda t: t[0])[1] if last else [0] * len(cands)
 
 # %% ../nbs/10_localize.ipynb #83920ad0
 def ordered_points(condition: str,       # a sagittal condition slug
                    maxima: torch.Tensor, # `series_peaks` of the series (S, 5, k, 3)
                    v: Volume,            # its geometry
-                   slices: np.ndarray    # the slices that may show it (one side of the canal for a foramen)
+                   slices: np.ndarray,   # the slices that may show it (one side of the canal for a foramen)
+                   max_gap: float = 0.0, # `ordered_levels`' most mm between consecutive levels (0: no limit)
                    ) -> list[dict]:
     """One finding per level: among `slices`, the one whose heatmap peaks highest; on it, the peak that `ordered_levels`
     keeps."""
@@ -456,7 +462,7 @@ def ordered_points(condition: str,       # a sagittal condition slug
     rows, cols = v.pixels.shape[1], v.pixels.shape[2]
     height = lambda k, p: v.to_patient(k, *norm_to_pixel(p[1], p[2], rows, cols)[::-1])[2]
     z = [np.array([height(k, p) for p in cd.numpy()]) for k, cd in zip(ks, cands)]
-    pick = ordered_levels([np.c_[cd[:, 0].numpy(), zz] for cd, zz in zip(cands, z)])
+    pick = ordered_levels([np.c_[cd[:, 0].numpy(), zz] for cd, zz in zip(cands, z)], max_gap=max_gap)
     out = []
     for c, (k, cd, j) in enumerate(zip(ks, cands, pick)):
         sc, u, w = cd[j].tolist()
@@ -467,7 +473,8 @@ def ordered_points(condition: str,       # a sagittal condition slug
 def sagittal_points(series_type: str,          # 'Sagittal T2/STIR' or 'Sagittal T1'
                     maxima: torch.Tensor,      # `series_peaks` of the series (S, 5, k, 3)
                     v: Volume,                 # its geometry
-                    midline: float | None = None # patient x (mm) of the canal; default: the series' centre
+                    midline: float | None = None, # patient x (mm) of the canal; default: the series' centre
+                    max_gap: float = 0.0,      # `ordered_levels`' most mm between consecutive levels (0: no limit)
                     ) -> list[dict]:
     """Findings of a sagittal series (`ordered_points`): the canal on Sagittal T2/STIR; on Sagittal T1 each foramen
     among the slices on its side of the `midline`."""
@@ -477,7 +484,7 @@ def sagittal_points(series_type: str,          # 'Sagittal T2/STIR' or 'Sagittal
     for cond in LOCALIZER_CONDITIONS[series_type]:
         sel = np.flatnonzero(side_sign(cond) * (lr - mid) > 0) if side_sign(cond) else np.arange(len(lr))
         if len(sel):
-            out += ordered_points(cond, maxima, v, sel)
+            out += ordered_points(cond, maxima, v, sel, max_gap)
     return out
 
 # %% ../nbs/10_localize.ipynb #30e4484a
@@ -684,7 +691,8 @@ def localize_study(study: int,          # the study id
             continue
         mid = canal_levels(rows)
         x = float(np.median([p[0] for p in mid.values()])) if mid else None
-        rows += most_confident([p for v, h in got[t] for p in sagittal_points(t, h, v, x)])
+        gap = localizers[t][0].cfg.max_gap_mm
+        rows += most_confident([p for v, h in got[t] for p in sagittal_points(t, h, v, x, gap)])
     canal = canal_levels(rows)
     if got.get('Axial T2') and not canal:
         warnings.warn(f'study {study}: no sagittal level points to project: '

@@ -1,0 +1,132 @@
+"""Stage 1 on real anatomy: the Sagittal T2/STIR localiser trained on a dataset's training studies from random weights, on
+the CPU, then scored on its test studies against their labelled points, with the report `localize --report` prints.
+
+`--data FOLDER`: one dataset in the competition's format with `test_label_coordinates.csv` (e.g. written by
+`../shared/tools/spider_to_rsna.py`). `--spider DIR --holdouts K`: the SPIDER cases of DIR (default
+`../shared/data/spider_t2`) in K folds; each fold in turn is the test set of a dataset written by spider_to_rsna.py
+`--test-cases` (the other cases train), and the K reports are pooled. `--repeats R` repeats that with R shufflings.
+
+SPIDER: J. W. van der Graaf et al., "Lumbar spine segmentation in MR images: a dataset and a public benchmark",
+Scientific Data 11, 264 (2024), CC BY 4.0. Its images stay in the temporary folders this bench writes.
+
+The recipe is the localiser's `demo` recipe (test_efficientnet, random weights) with the bench's own defaults on top
+(`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field; `--set max_gap_mm=0` is the first
+contact's recipe). `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
+training (e.g. with another `max_gap_mm`). Run it with OMP_NUM_THREADS=1 on a shared machine; the wall times printed
+are measured, under whatever load there is."""
+import argparse, contextlib, io, json, os, subprocess, sys, tempfile, time, warnings
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+from lumbar_rsna.core import read_coordinates
+from lumbar_rsna.train import train, recipe, run_result
+from lumbar_rsna.runs import Models
+from lumbar_rsna.localize import localize
+from lumbar_rsna.analysis import localization_errors, localization_report
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent/'shared'
+SERIES = 'Sagittal T2/STIR'
+BENCH = dict(epochs=80, patience=80, max_gap_mm=55.0)   # on top of the demo recipe: the first contact's (80 epochs), no level skipping a disc
+INFERENCE = ('max_gap_mm',)                  # settings used only when localising: a kept run can be localised again with others
+
+
+def parse_set(items: list[str]) -> dict:
+    "`key=value` overrides of the config, each value read as JSON when it parses (numbers, true/false), else as text."
+    out = {}
+    for s in items:
+        k, _, v = s.partition('=')
+        if not _: raise SystemExit(f'--set {s}: expected key=value')
+        try: out[k] = json.loads(v)
+        except json.JSONDecodeError: out[k] = v
+    return out
+
+
+def all_line(err: pd.DataFrame) -> str:
+    "The report's last line, as `localize --report` prints it."
+    return (f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, within 10 mm {(err.mm <= 10).mean():.1%}, '
+            f'level right {err.level_right.mean():.1%}')
+
+
+def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse: bool = False) -> tuple[pd.DataFrame, dict]:
+    "Train on `data`'s training studies, localise its test studies: (errors of the test canal points, timings and the run's result)."
+    cfg = recipe('localize', 'demo', series_type=SERIES, data=str(data), cache=str(work/'cache'), **{**BENCH, **overrides})
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter('ignore')
+        res = run_result(work/'runs'/'t2') if reuse and (work/'runs'/'t2'/'best.pt').exists() else train(cfg, work/'runs'/'t2', progress=not quiet)
+        t1 = time.perf_counter()
+        locs = Models.of(work/'runs').load('localize', 'cpu')
+        for m in locs[SERIES]:
+            for k in INFERENCE: setattr(m.cfg, k, getattr(cfg, k))      # a reused run is localised with this recipe's inference settings
+        pred = localize(data, locs, split='test', cache_dir=work/'cache', progress=False)
+        truth = read_coordinates(data/'test_label_coordinates.csv')
+        truth = truth[truth.condition == 'Spinal Canal Stenosis']
+        err = localization_errors(pred, truth, data, 'test')
+    log = pd.read_csv(work/'runs'/'t2'/'log.csv') if (work/'runs'/'t2'/'log.csv').exists() else None
+    return err, dict(train_s=t1 - t0, localize_s=time.perf_counter() - t1, epochs=len(log) if log is not None else None,
+                     val_median_mm=res.get('val_median_mm'), best_epoch=res.get('best_epoch'))
+
+
+def print_report(err: pd.DataFrame, title: str):
+    print(f'--- {title}')
+    print(localization_report(err).round(3).to_string())
+    print(all_line(err), flush=True)
+
+
+def spider_folds(spider: Path, k: int, seed: int) -> list[list[int]]:
+    "The cases of `spider`'s levels.csv in `k` folds of a seeded shuffle."
+    cases = sorted(pd.read_csv(spider/'levels.csv').case.unique())
+    perm = np.random.default_rng(seed).permutation(cases)
+    return [sorted(int(c) for c in f) for f in np.array_split(perm, k)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument('--data', help='dataset folder with train and test studies and test_label_coordinates.csv')
+    g.add_argument('--spider', nargs='?', const=str(SHARED/'data'/'spider_t2'), help='SPIDER folder (levels.csv, images/) for the hold-out mode')
+    ap.add_argument('--holdouts', type=int, default=3, help='folds of the SPIDER cases, each held out once')
+    ap.add_argument('--repeats', type=int, default=1, help='shufflings of the cases into folds')
+    ap.add_argument('--folds', help='only these folds of each shuffling (e.g. 0 or 0,2), for a quick look')
+    ap.add_argument('--seed', type=int, default=0, help='shuffling of the cases (repeat r uses seed + r)')
+    ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config fields on top of the bench recipe')
+    ap.add_argument('--errors', help='CSV to write the pooled errors to (one row per test point)')
+    ap.add_argument('--verbose', action='store_true', help='print the training epochs')
+    ap.add_argument('--keep', help='folder to keep each hold-out\'s dataset, cache and run in (default: temporary, removed)')
+    ap.add_argument('--reuse', action='store_true', help='with --keep: a hold-out whose run is there is not trained again, only localised (with --set\'s inference settings)')
+    a = ap.parse_args()
+    overrides = parse_set(a.set)
+    print(f'recipe: demo + {json.dumps({**BENCH, **overrides})}; torch threads {torch.get_num_threads()}, '
+          f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS")}', flush=True)
+    t0 = time.perf_counter()
+    if a.data:
+        with tempfile.TemporaryDirectory() as w:
+            err, info = bench_one(Path(a.data), Path(w), overrides, not a.verbose)
+        print(f'train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), localise {info["localize_s"]:.0f} s')
+        print_report(err, Path(a.data).name)
+        errs = [err]
+    else:
+        spider, errs = Path(a.spider), []
+        tool = SHARED/'tools'/'spider_to_rsna.py'
+        for r in range(a.repeats):
+            folds = spider_folds(spider, a.holdouts, a.seed + r)
+            pick = range(len(folds)) if a.folds is None else [int(f) for f in a.folds.split(',')]
+            for f in pick:
+                with tempfile.TemporaryDirectory() as w:
+                    w = Path(a.keep)/f'r{r}f{f}' if a.keep else Path(w)
+                    if not (a.reuse and (w/'data'/'test_label_coordinates.csv').exists()):
+                        subprocess.run([sys.executable, str(tool), str(w/'data'), '--data', str(spider), '--test-cases', ','.join(map(str, folds[f]))],
+                                       check=True, stdout=subprocess.DEVNULL)
+                    err, info = bench_one(w/'data', w, overrides, not a.verbose, a.reuse)
+                errs.append(err.assign(repeat=r, fold=f))
+                print(f'repeat {r} fold {f} (test cases {folds[f]}): train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), '
+                      f'localise {info["localize_s"]:.0f} s; {all_line(err)}', flush=True)
+        print_report(pd.concat(errs, ignore_index=True), f'pooled over {len(errs)} hold-outs (SPIDER, CC BY 4.0: van der Graaf et al., Sci Data 11, 264, 2024)')
+    pooled = pd.concat(errs, ignore_index=True)
+    studies_off = pooled.groupby(['repeat', 'fold', 'study_id'] if 'fold' in pooled else ['study_id']).level_right.all()
+    print(f'studies with every level right: {studies_off.mean():.1%} of {len(studies_off)}; wall time {time.perf_counter() - t0:.0f} s')
+    if a.errors: pooled.to_csv(a.errors, index=False)
+
+
+if __name__ == '__main__':
+    main()
