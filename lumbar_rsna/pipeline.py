@@ -179,42 +179,73 @@ class PipelineStep:
     def __str__(self) -> str: return f'{self.name}: {self.said} ({self.seconds:.0f} s)'
 
 # %% ../nbs/88_pipeline.ipynb #52e08166
-def _timed_call(threads: int, fn, args: tuple, kw: dict) -> tuple:
-    "The body of a side process: `fn(*args, **kw)` with `threads` torch threads; (its result, its seconds)."
+def _side_main(send,           # the pipe's sending end: ('ok', (result, seconds)) or ('error', exception)
+               threads: int,   # torch threads of the side process
+               fn, args: tuple, kw: dict):
+    "The body of a side process: `fn(*args, **kw)` with `threads` torch threads, its outcome sent back."
     import warnings
     torch.set_num_threads(threads)
     warnings.simplefilter('ignore')                 # the main process has warned of the same data already
     t0 = time.time()
-    return fn(*args, **kw), time.time() - t0
+    try:
+        send.send(('ok', (fn(*args, **kw), time.time() - t0)))
+    except BaseException as e:
+        try:
+            send.send(('error', e))
+        except Exception:                           # an exception that does not pickle: its text
+            send.send(('error', RuntimeError(f'{type(e).__name__}: {e}')))
+    finally:
+        send.close()
 
+# %% ../nbs/88_pipeline.ipynb #f6b326b4
 class SideJob:
     "`fn(*args, **kw)` in a spawned process of its own, with `threads` of this process's torch threads handed to it."
     def __init__(self, fn, *args, threads: int = 1, **kw):
         import multiprocessing
+        ctx = multiprocessing.get_context('spawn')
         self.threads = torch.get_num_threads()
-        self.pool = multiprocessing.get_context('spawn').Pool(1)
-        self.job = self.pool.apply_async(_timed_call, (threads, fn, args, kw))
+        self.recv, send = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_side_main, args=(send, threads, fn, args, kw), name='lumbar-rsna side job')
+        self.process.start()
+        send.close()                                # only the side process holds the sending end now
+        self.closed = False
         torch.set_num_threads(max(1, self.threads - threads))
+
+    def done(self) -> bool:
+        "Whether the side job has finished (or its process has ended)."
+        return self.closed or self.recv.poll() or not self.process.is_alive()
 
     def take_back_threads(self):
         "Once the side job has finished, this process gets its threads back."
-        if self.job.ready():
+        if self.done():
             torch.set_num_threads(self.threads)
 
     def result(self) -> tuple:
         "Wait for the side job: (its result, its seconds); its exception is raised here."
         try:
-            return self.job.get()
+            try:
+                status, value = self.recv.recv()
+            except EOFError:
+                self.process.join()
+                raise RuntimeError(f'the side process ended without a result (exit code {self.process.exitcode}); '
+                                   "a script that starts one (e.g. run_pipeline(jobs=2)) must do so under "
+                                   "`if __name__ == '__main__':`, since a spawned process imports the script again"
+                                   ) from None
+            if status == 'error':
+                raise value
+            return value
         finally:
             self.close()
 
     def close(self):
         "End the side process (stopped, when it has not finished) and take the threads back."
-        if self.job.ready():
-            self.pool.close()
-        else:
-            self.pool.terminate()
-        self.pool.join()
+        if self.closed:
+            return
+        self.closed = True
+        if self.process.is_alive() and not self.recv.poll():
+            self.process.terminate()
+        self.process.join()
+        self.recv.close()
         torch.set_num_threads(self.threads)
 
 # %% ../nbs/88_pipeline.ipynb #56e31aec
@@ -226,7 +257,8 @@ def run_pipeline(data,                       # the competition's folder (or a ph
                  kaggle: bool = True,        # build the Kaggle dataset at the end
                  device='auto',              # where calibration and CV predict
                  jobs: int = 1,              # 2: the seed models train in a process of their own beside stage 1 and 2,
-                                             # each with half the CPU threads (for a CPU; on one GPU keep 1)
+                                             # each with half the CPU threads (for a CPU; on one GPU keep 1); a
+                                             # script calling it so needs `if __name__ == '__main__':`
                  progress: bool = True,
                  say=print,                  # called with each step's summary line
                  **settings,                 # settings on top of the recipes (each to the tasks that have it)
