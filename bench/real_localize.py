@@ -21,7 +21,7 @@ from lumbar_rsna.core import read_coordinates
 from lumbar_rsna.train import train, recipe, run_result
 from lumbar_rsna.runs import Models
 from lumbar_rsna.localize import localize
-from lumbar_rsna.analysis import localization_errors, localization_report
+from lumbar_rsna.analysis import localization_errors, localization_report, localization_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/'shared'
@@ -39,12 +39,6 @@ def parse_set(items: list[str]) -> dict:
         try: out[k] = json.loads(v)
         except json.JSONDecodeError: out[k] = v
     return out
-
-
-def all_line(err: pd.DataFrame) -> str:
-    "The report's last line, as `localize --report` prints it."
-    return (f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, within 10 mm {(err.mm <= 10).mean():.1%}, '
-            f'level right {err.level_right.mean():.1%}')
 
 
 def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse: bool = False) -> tuple[pd.DataFrame, dict]:
@@ -70,7 +64,7 @@ def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse
 def print_report(err: pd.DataFrame, title: str):
     print(f'--- {title}')
     print(localization_report(err).round(3).to_string())
-    print(all_line(err), flush=True)
+    print(localization_line(err), flush=True)
 
 
 def spider_folds(spider: Path, k: int, seed: int) -> list[list[int]]:
@@ -120,7 +114,7 @@ def main():
                     err, info = bench_one(w/'data', w, overrides, not a.verbose, a.reuse)
                 errs.append(err.assign(repeat=r, fold=f))
                 print(f'repeat {r} fold {f} (test cases {folds[f]}): train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), '
-                      f'localise {info["localize_s"]:.0f} s; {all_line(err)}', flush=True)
+                      f'localise {info["localize_s"]:.0f} s; {localization_line(err)}', flush=True)
         print_report(pd.concat(errs, ignore_index=True), f'pooled over {len(errs)} hold-outs (SPIDER, CC BY 4.0: van der Graaf et al., Sci Data 11, 264, 2024)')
     pooled = pd.concat(errs, ignore_index=True)
     studies_off = pooled.groupby(['repeat', 'fold', 'study_id'] if 'fold' in pooled else ['study_id']).level_right.all()

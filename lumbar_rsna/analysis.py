@@ -18,7 +18,8 @@ import warnings
 __all__ = ['reliability_table', 'ece', 'plot_reliability', 'plot_severity_imbalance', 'plot_level_distributions', 'grad_cam',
            'upsample_cam', 'cam_peaks', 'cam_peak_hits', 'last_conv', 'cam_study', 'labelled_points', 'cam_hit_rate',
            'show_cams', 'cam_layer', 'crop_cam', 'cam_distance', 'offset_crop', 'crop_cams', 'cam_errors',
-           'cam_error_summary', 'show_crop_cams', 'patient_coordinates', 'localization_errors', 'localization_report']
+           'cam_error_summary', 'show_crop_cams', 'patient_coordinates', 'localization_errors', 'localization_report',
+           'localization_line']
 
 # %% ../nbs/13_analysis.ipynb #9213c972
 def reliability_table(probs: np.ndarray,       # (N, 3) predicted probabilities
@@ -386,3 +387,9 @@ def localization_report(errors: pd.DataFrame) -> pd.DataFrame:
                          'slice_exact': share(lambda d: (d.slice_diff == 0).mean()),
                          'slice_pm1': share(lambda d: (d.slice_diff <= 1).mean()),
                          'level_right': g.level_right.mean()})
+
+# %% ../nbs/13_analysis.ipynb #ad6740f7
+def localization_line(errors: pd.DataFrame) -> str:  # per-point errors, from `localization_errors`
+    "`all: N points, within 5 mm X%, within 10 mm Y%, level right Z%` over every point of `errors`."
+    return (f'all: {len(errors)} points, within 5 mm {(errors.mm <= 5).mean():.1%}, '
+            f'within 10 mm {(errors.mm <= 10).mean():.1%}, level right {errors.level_right.mean():.1%}')

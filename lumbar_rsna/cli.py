@@ -309,13 +309,12 @@ def cmd_localize(args) -> int:
                     device=device_of(args))
     print(f'wrote {args.out}: {len(pred)} findings of {pred.study_id.nunique()} studies')
     if args.report:
-        from lumbar_rsna.analysis import localization_errors, localization_report
+        from lumbar_rsna.analysis import localization_errors, localization_report, localization_line
         if not t.study_id.isin(pred.study_id).any():
             raise ValueError(f'{truth}: labels none of the {pred.study_id.nunique()} localised {args.split} studies')
         err = localization_errors(pred, t[t.study_id.isin(pred.study_id)], root, args.split)
         print(localization_report(err).round(3).to_string())
-        print(f'all: {len(err)} points, within 5 mm {(err.mm <= 5).mean():.1%}, '
-              f'within 10 mm {(err.mm <= 10).mean():.1%}, level right {err.level_right.mean():.1%}')
+        print(localization_line(err))
     return 0
 
 # %% ../nbs/90_cli.ipynb #5958b66b

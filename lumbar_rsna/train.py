@@ -278,9 +278,10 @@ def cpu_bf16(cfg: TrainConfig,        # the run's settings: `cpu_bf16` asks for 
     "Whether a run trains in bfloat16 on the CPU: asked for and native here (else a warning and float32)."
     if not (cfg.cpu_bf16 and device.type == 'cpu'):
         return False
-    if not native_bf16():
+    native = native_bf16()
+    if not native:
         warnings.warn('cpu_bf16: this CPU has no native bfloat16 (AMX or AVX512-BF16), so training stays in float32')
-    return native_bf16()
+    return native
 
 # %% ../nbs/07_train.ipynb #a21ce4e8
 def build_fit(task: Task,               # the task of the run: its config and model
