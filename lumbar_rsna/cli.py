@@ -107,12 +107,20 @@ def cmd_phantom(args) -> int:
     "Write a synthetic competition-format dataset."
     from lumbar_rsna.phantom import make_phantom
     root = make_phantom(args.out, args.studies, args.seed, args.test_studies, args.size, args.overwrite,
-                        workers=args.workers)
+                        workers=args.workers, version=args.phantom_version)
     test = args.test_studies if args.test_studies is not None else max(1, args.studies // 4)
     print(f'wrote {root}: {args.studies} train studies, {test} test studies ({args.size})')
     return 0
 
 # %% ../nbs/90_cli.ipynb #4fe0fe6f
+def _add_phantom_version(s):
+    "The `--phantom-version` option of the commands that write a phantom."
+    from lumbar_rsna.phantom import PHANTOM_VERSION, PHANTOM_VERSIONS
+    s.add_argument('--phantom-version', type=int, default=PHANTOM_VERSION, choices=list(PHANTOM_VERSIONS),
+                   help=f'the phantom\'s version (default: {PHANTOM_VERSION}; 1: the first, schematic one, for '
+                   'earlier figures)')
+
+# %% ../nbs/90_cli.ipynb #044e4a13
 def _add_phantom(sub):
     "phantom: a synthetic dataset."
     s = sub.add_parser('phantom', help='write a synthetic competition-format dataset')
@@ -125,6 +133,7 @@ def _add_phantom(sub):
     s.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
     s.add_argument('--workers', type=int,
                    help='processes writing studies (default: all cores; the bytes do not depend on it)')
+    _add_phantom_version(s)
     s.set_defaults(func=cmd_phantom)
 
 # %% ../nbs/90_cli.ipynb #00f6d94e
@@ -513,7 +522,7 @@ def cmd_demo(args) -> int:
     "The main job: phantom → preprocess → three models → submission → score, with plots."
     from lumbar_rsna.demo import run_demo
     run_demo(args.out, studies=args.studies, test_studies=args.test_studies, epochs=args.epochs, seed=args.seed,
-             jobs=args.jobs)
+             jobs=args.jobs, phantom_version=args.phantom_version)
     return 0
 
 # %% ../nbs/90_cli.ipynb #48e5ae13
@@ -527,6 +536,7 @@ def _add_demo(sub):
     s.add_argument('--seed', type=int, default=0, help='phantom and training seed')
     s.add_argument('--jobs', type=int, default=2, help='processes training at once: 2 trains the seed models beside '
                    'stage 1 and 2, each with one of two cores (default: 2; 1: one after the other)')
+    _add_phantom_version(s)
     s.set_defaults(func=cmd_demo)
 
 # %% ../nbs/90_cli.ipynb #r3p0rt01

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .core import (PRED_COLS, read_train, fit_prior, uniform_prior, prior_submission, expected_rows,
                               write_csv_atomic, read_sample_submission, read_coordinates)
-from .phantom import make_phantom
+from .phantom import make_phantom, PHANTOM_VERSION
 from .train import plot_log
 from .series import RECIPES
 from .pipeline import run_pipeline
@@ -130,6 +130,7 @@ def run_demo(out='demo_out',           # folder for everything the demo writes
              size: int = 96,           # cached slice size and model input (px)
              progress: bool = True,
              jobs: int = 2,            # 2: the seed models train in a process of their own beside stage 1 and 2
+             phantom_version: int = PHANTOM_VERSION, # the phantom's version (`phantom.PHANTOM_VERSIONS`)
             ) -> pd.DataFrame:
     "The pipeline at the demo recipe on a phantom, then its test studies' submissions compared: the score table."
     out = Path(out)
@@ -139,7 +140,7 @@ def run_demo(out='demo_out',           # folder for everything the demo writes
     root = out/'phantom'
     if not (root/'train.csv').exists():
         say(f'making the phantom: {studies} train and {test_studies} test studies')
-        make_phantom(root, studies, seed, test_studies, progress=progress)
+        make_phantom(root, studies, seed, test_studies, progress=progress, version=phantom_version)
     res = run_pipeline(root, out, 'demo', seed_models=True, device='cpu', jobs=jobs, progress=progress, say=say,
                        epochs=demo_epochs(epochs), seed=seed, image_size=size, cache_size=size)
     say('predicting the test studies')

@@ -20,14 +20,14 @@ from .core import (split_label_col, CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS
     read_train, read_coordinates, cache_root)
 
 # %% auto #0
-__all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SERIES_KINDS',
-           'MARKER', 'COORD_COLS', 'SEVERITY_COLORS', 'fit_label_model', 'reader_thresholds', 'sample_latents',
-           'grade_probs', 'read_grades', 'severity_strings', 'sample_labels', 'oracle_probs', 'oracle_submission',
-           'labels_frame', 'finding_size', 'Spine', 'landmark', 'structure_extent', 'random_spine', 'spine_coords',
-           'render', 'SeriesGeom', 'sagittal_geometry', 'axial_geometry', 'render_slice', 'make_series', 'write_dicom',
-           'make_study', 'make_phantom', 'ensure_phantom', 'read_instance', 'patient_position', 'study_spine',
-           'profile_width', 'folder_digest', 'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent',
-           'plot_label_comparison']
+__all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'PHANTOM_VERSIONS', 'PHANTOM_VERSION',
+           'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SERIES_KINDS', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS',
+           'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades', 'severity_strings',
+           'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'Spine', 'landmark',
+           'structure_extent', 'random_spine', 'spine_coords', 'render', 'SeriesGeom', 'sagittal_geometry',
+           'axial_geometry', 'render_slice', 'make_series', 'write_dicom', 'make_study', 'make_phantom',
+           'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width', 'folder_digest',
+           'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
 
 # %% ../nbs/01_phantom.ipynb #c006
 _CON, _LEV = np.array([(CONDITIONS.index(c), LEVELS.index(l)) for c, l in map(split_label_col, LABEL_COLS)]).T
@@ -202,6 +202,7 @@ class Spine:
     outline: np.ndarray    # body outline: centre x, y (mm), semi-axes x, y (mm), fat thickness (mm)
     waves: np.ndarray      # (k, 4): wave vector (1/mm) and phase of the marrow and muscle texture
     contrast: np.ndarray   # (n_tissues,) per-study factor on each tissue's intensity
+    version: int = 1       # the phantom version that drew it (`PHANTOM_VERSIONS`)
 
     def size(self, condition: str, disc: int) -> float:
         "Structure size of `condition` at disc index `disc` (1 above the lumbar levels)."
@@ -247,6 +248,7 @@ def structure_extent(spine: Spine, condition: str,
 # %% ../nbs/01_phantom.ipynb #323e8ba6
 def random_spine(sizes: np.ndarray,        # the 25 finding sizes (`finding_size`)
                  rng: np.random.Generator, # the study's generator
+                 version: int = 1,         # the phantom version (`PHANTOM_VERSIONS`)
                 ) -> Spine:
     "Per-study anatomy with the variation real spines have."
     s = float(rng.uniform(0.9, 1.1))
@@ -272,7 +274,8 @@ def random_spine(sizes: np.ndarray,        # the 25 finding sizes (`finding_size
     k = rng.normal(size=(4, 3))
     k *= (2 * np.pi / rng.uniform(4, 14, 4) / np.linalg.norm(k, axis=1))[:, None]
     waves = np.c_[k, rng.uniform(0, 2 * np.pi, 4)]
-    return Spine(centers, frames, half, s, np.asarray(sizes, float), outline, waves, rng.normal(1, 0.07, len(TISSUES)))
+    return Spine(centers, frames, half, s, np.asarray(sizes, float), outline, waves, rng.normal(1, 0.07, len(TISSUES)),
+                 version)
 
 # %% ../nbs/01_phantom.ipynb #035cf57c
 def spine_coords(spine: Spine, pts: np.ndarray, # patient points (N, 3)
@@ -360,6 +363,9 @@ SIZES = {  # the acquisition of each size of phantom
                   sag_step=(3.0, 5.0), t1=(10, 38), t2=(8, 29), ax_step=(3.5, 5.0), block_step=(3.0, 4.5),
                   block=(3, 6), top=(0.0, 3.0)),
 }
+PHANTOM_VERSIONS = {1: 'the first, schematic phantom: kept so that earlier figures can be reproduced',
+                    2: 'shaped by the real scans: acquisition statistics and anatomy of the RSNA 2024 images'}
+PHANTOM_VERSION = 2       # what `make_phantom` writes unless told otherwise
 AXIAL_BLOCKS = 0.45       # share of axial series written as tilted per-level blocks
 AXIAL_LOWER_ONLY = 0.2    # share of axial series covering only the lower levels
 
@@ -606,10 +612,11 @@ def make_study(study_id: int,
                codes: np.ndarray,  # its grades (25,), −1 for an empty cell
                root: Path, split: str, seed: int, size: str,
                series_ids,         # ids for its series, drawn beforehand
+               version: int = 1,   # the phantom version (`PHANTOM_VERSIONS`)
               ) -> tuple[list, list]: # its series rows and coordinate rows
     "Write one study's DICOM series showing latents `z`."
     rng = np.random.default_rng([seed, 2, int(study_id)])
-    spine = random_spine(finding_size(z[None])[0], rng)
+    spine = random_spine(finding_size(z[None])[0], rng, version)
     descs = [d for d in ('Sagittal T2/STIR', 'Sagittal T1', 'Axial T2') if rng.random() > 0.003]
     if rng.random() < 0.17: descs.append('Axial T2')
     series, coords, seen = [], [], set()
@@ -682,13 +689,13 @@ def _split_tables(ids, z, codes, results: list) -> dict:
                 coords=co.drop(columns='_l'), oracle=oracle_submission(ids, z))
 
 # %% ../nbs/01_phantom.ipynb #b54640b1
-def _write_phantom(root: Path, n: int, m: int, seed: int, size: str, progress: bool, workers: int):
+def _write_phantom(root: Path, n: int, m: int, seed: int, size: str, progress: bool, workers: int, version: int):
     "Write a phantom of `n` train and `m` test studies into the empty folder `root`."
     ids, series_ids, z, codes = _draw_studies(n + m, seed)
     order = sorted(range(n + m), key=lambda i: (i >= n, ids[i]))
     for split in ('train', 'test'): (root/f'{split}_images').mkdir()
-    jobs = [(int(ids[i]), z[i], codes[i], root, 'train' if i < n else 'test', seed, size, series_ids[i].tolist())
-            for i in order]
+    jobs = [(int(ids[i]), z[i], codes[i], root, 'train' if i < n else 'test', seed, size, series_ids[i].tolist(),
+             version) for i in order]
     results = _run_studies(jobs, workers, progress)
     tables = {}
     for split, sel in (('train', [i for i in order if i < n]), ('test', [i for i in order if i >= n])):
@@ -706,7 +713,8 @@ def _write_phantom(root: Path, n: int, m: int, seed: int, size: str, progress: b
     sample = pd.read_csv(root/'sample_submission.csv')
     te['oracle'][te['oracle'].row_id.isin(sample.row_id)].to_csv(root/'phantom_test_oracle.csv', index=False)
     tr['oracle'].to_csv(root/'phantom_train_oracle.csv', index=False)
-    made = dict(studies=n, test_studies=m, seed=seed, size=size, version=lumbar_rsna.__version__)
+    made = dict(studies=n, test_studies=m, seed=seed, size=size, phantom_version=version,
+                version=lumbar_rsna.__version__)
     (root/MARKER).write_text(json.dumps(made, indent=1))
 
 # %% ../nbs/01_phantom.ipynb #c034
@@ -718,6 +726,7 @@ def make_phantom(out,                            # the folder to write
                  overwrite: bool = False,        # replace a phantom already at `out`
                  progress: bool = True,
                  workers: int | None = None,     # processes; default: all cores
+                 version: int = PHANTOM_VERSION, # the phantom's version (`PHANTOM_VERSIONS`); older ones stay reproducible
                 ) -> Path:                       # `out`
     "Write a competition-format synthetic dataset; a bad argument raises `ValueError` before anything is written."
     out = Path(out)
@@ -727,6 +736,8 @@ def make_phantom(out,                            # the folder to write
     if int(test_studies) != test_studies or test_studies < 0:
         raise ValueError(f'test_studies must be a non-negative integer, got {test_studies!r}')
     if size not in SIZES: raise ValueError(f'size must be one of {list(SIZES)}, got {size!r}')
+    if version not in PHANTOM_VERSIONS:
+        raise ValueError(f'version must be one of {list(PHANTOM_VERSIONS)}, got {version!r}')
     workers = (os.cpu_count() or 1) if workers is None else workers
     if int(workers) != workers or workers < 1: raise ValueError(f'workers must be a positive integer, got {workers!r}')
     _check_out(out, overwrite)
@@ -734,7 +745,7 @@ def make_phantom(out,                            # the folder to write
     if tmp.exists(): shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _write_phantom(tmp, int(n_studies), int(test_studies), seed, size, progress, int(workers))
+        _write_phantom(tmp, int(n_studies), int(test_studies), seed, size, progress, int(workers), version)
         if out.exists(): shutil.rmtree(out)
         os.replace(tmp, out)
     finally:
@@ -762,9 +773,9 @@ def patient_position(ds: pydicom.Dataset, x: float, y: float) -> np.ndarray:
     return np.array(ds.ImagePositionPatient, float) + x * ps[1] * iop[:3] + y * ps[0] * iop[3:]
 
 # %% ../nbs/01_phantom.ipynb #e5d3b9e5
-def study_spine(seed: int, study_id: int) -> Spine:
-    "A phantom study's anatomy rebuilt from its seed (finding sizes left at 1): for checks."
-    return random_spine(np.ones(25), np.random.default_rng([seed, 2, int(study_id)]))
+def study_spine(seed: int, study_id: int, version: int = PHANTOM_VERSION) -> Spine:
+    "A phantom study's anatomy rebuilt from its seed and version (finding sizes left at 1): for checks."
+    return random_spine(np.ones(25), np.random.default_rng([seed, 2, int(study_id)]), version)
 
 # %% ../nbs/01_phantom.ipynb #c044
 def profile_width(img: np.ndarray, x: float, y: float,
