@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/'shared'
 SERIES = 'Sagittal T2/STIR'
 BENCH = dict(epochs=80, patience=80, max_gap_mm=55.0)   # on top of the demo recipe: the first contact's (80 epochs), no level skipping a disc
-INFERENCE = ('max_gap_mm',)                  # settings used only when localising: a kept run can be localised again with others
+INFERENCE = ('max_gap_mm', 'shared_slice')                  # settings used only when localising: a kept run can be localised again with others
 
 
 def parse_set(items: list[str]) -> dict:
@@ -41,8 +41,9 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse: bool = False) -> tuple[pd.DataFrame, dict]:
-    "Train on `data`'s training studies, localise its test studies: (errors of the test canal points, timings and the run's result)."
+def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse: bool = False,
+              truth: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    "Train on `data`'s training studies, localise its test studies: (errors of the test canal points against `truth`, default `data`/test_label_coordinates.csv; timings and the run's result)."
     cfg = recipe('localize', 'demo', series_type=SERIES, data=str(data), cache=str(work/'cache'), **{**BENCH, **overrides})
     t0 = time.perf_counter()
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
@@ -53,7 +54,7 @@ def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse
         for m in locs[SERIES]:
             for k in INFERENCE: setattr(m.cfg, k, getattr(cfg, k))      # a reused run is localised with this recipe's inference settings
         pred = localize(data, locs, split='test', cache_dir=work/'cache', progress=False)
-        truth = read_coordinates(data/'test_label_coordinates.csv')
+        truth = read_coordinates(truth or data/'test_label_coordinates.csv')
         truth = truth[truth.condition == 'Spinal Canal Stenosis']
         err = localization_errors(pred, truth, data, 'test')
     log = pd.read_csv(work/'runs'/'t2'/'log.csv') if (work/'runs'/'t2'/'log.csv').exists() else None

@@ -250,6 +250,9 @@ class LocalizerConfig(ModelConfig):
     max_gap_mm: float = arg(0.0, "localising sagittal series: most mm between consecutive levels' points the level "
                             'order accepts where a choice allows it, so that no level skips a disc (0: no limit; '
                             'e.g. 55)')
+    shared_slice: float = arg(0.0, "localising sagittal series: weight of a slice's mean heatmap peak over the five "
+                              "levels in each level's slice choice (`localize.level_slices`: real canal points lie on "
+                              'one slice in four real studies out of five; 0: each level alone; e.g. 5)')
 
     def __post_init__(self):
         super().__post_init__()
@@ -264,6 +267,8 @@ class LocalizerConfig(ModelConfig):
             raise ValueError(f'sigma_mm must be positive, got {self.sigma_mm}')
         if not self.max_gap_mm >= 0:
             raise ValueError(f'max_gap_mm must be at least 0, got {self.max_gap_mm}')
+        if not self.shared_slice >= 0:
+            raise ValueError(f'shared_slice must be at least 0, got {self.shared_slice}')
 
     @property
     def name(self) -> str:
