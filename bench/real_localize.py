@@ -15,6 +15,7 @@ contact's recipe). `--keep DIR` keeps each hold-out's dataset and run; `--reuse`
 training (e.g. with another `max_gap_mm`). Run it with OMP_NUM_THREADS=1 on a shared machine; the wall times printed
 are measured, under whatever load there is."""
 import argparse, contextlib, io, json, os, subprocess, sys, tempfile, time, warnings
+from dataclasses import replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from lumbar_rsna.core import read_coordinates
@@ -42,13 +43,20 @@ def parse_set(items: list[str]) -> dict:
 
 
 def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse: bool = False,
-              truth: Path | None = None) -> tuple[pd.DataFrame, dict]:
-    "Train on `data`'s training studies, localise its test studies: (errors of the test canal points against `truth`, default `data`/test_label_coordinates.csv; timings and the run's result)."
+              truth: Path | None = None, runs: int = 1) -> tuple[pd.DataFrame, dict]:
+    """Train on `data`'s training studies, localise its test studies: (errors of the test canal points against `truth`,
+    default `data`/test_label_coordinates.csv; timings and the first run's result). `runs` > 1 trains that many runs,
+    each validating on another of the recipe's folds, and localises with their ensemble (heatmaps averaged)."""
     cfg = recipe('localize', 'demo', series_type=SERIES, data=str(data), cache=str(work/'cache'), **{**BENCH, **overrides})
     t0 = time.perf_counter()
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter('ignore')
-        res = run_result(work/'runs'/'t2') if reuse and (work/'runs'/'t2'/'best.pt').exists() else train(cfg, work/'runs'/'t2', progress=not quiet)
+        results = []
+        for i in range(runs):
+            fold = cfg.fold + i * cfg.n_folds // runs
+            out = work/'runs'/('t2' if i == 0 else f't2-fold{fold % cfg.n_folds}')
+            one = replace(cfg, fold=fold % cfg.n_folds)
+            results.append(run_result(out) if reuse and (out/'best.pt').exists() else train(one, out, progress=not quiet))
         t1 = time.perf_counter()
         locs = Models.of(work/'runs').load('localize', 'cpu')
         for m in locs[SERIES]:
@@ -59,7 +67,7 @@ def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse
         err = localization_errors(pred, truth, data, 'test')
     log = pd.read_csv(work/'runs'/'t2'/'log.csv') if (work/'runs'/'t2'/'log.csv').exists() else None
     return err, dict(train_s=t1 - t0, localize_s=time.perf_counter() - t1, epochs=len(log) if log is not None else None,
-                     val_median_mm=res.get('val_median_mm'), best_epoch=res.get('best_epoch'))
+                     val_median_mm=results[0].get('val_median_mm'), best_epoch=results[0].get('best_epoch'), runs=runs)
 
 
 def print_report(err: pd.DataFrame, title: str):
@@ -84,6 +92,7 @@ def main():
     ap.add_argument('--repeats', type=int, default=1, help='shufflings of the cases into folds')
     ap.add_argument('--folds', help='only these folds of each shuffling (e.g. 0 or 0,2), for a quick look')
     ap.add_argument('--seed', type=int, default=0, help='shuffling of the cases (repeat r uses seed + r)')
+    ap.add_argument('--runs', type=int, default=1, help='runs per data set, each validating on another fold; localised as an ensemble')
     ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config fields on top of the bench recipe')
     ap.add_argument('--errors', help='CSV to write the pooled errors to (one row per test point)')
     ap.add_argument('--verbose', action='store_true', help='print the training epochs')
@@ -96,7 +105,7 @@ def main():
     t0 = time.perf_counter()
     if a.data:
         with tempfile.TemporaryDirectory() as w:
-            err, info = bench_one(Path(a.data), Path(w), overrides, not a.verbose)
+            err, info = bench_one(Path(a.data), Path(w), overrides, not a.verbose, runs=a.runs)
         print(f'train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), localise {info["localize_s"]:.0f} s')
         print_report(err, Path(a.data).name)
         errs = [err]
@@ -112,7 +121,7 @@ def main():
                     if not (a.reuse and (w/'data'/'test_label_coordinates.csv').exists()):
                         subprocess.run([sys.executable, str(tool), str(w/'data'), '--data', str(spider), '--test-cases', ','.join(map(str, folds[f]))],
                                        check=True, stdout=subprocess.DEVNULL)
-                    err, info = bench_one(w/'data', w, overrides, not a.verbose, a.reuse)
+                    err, info = bench_one(w/'data', w, overrides, not a.verbose, a.reuse, runs=a.runs)
                 errs.append(err.assign(repeat=r, fold=f))
                 print(f'repeat {r} fold {f} (test cases {folds[f]}): train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), '
                       f'localise {info["localize_s"]:.0f} s; {localization_line(err)}', flush=True)

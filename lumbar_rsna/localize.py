@@ -257,10 +257,11 @@ def augment_slice(x: torch.Tensor,         # a 2.5D slice (3, H, W) in [0, 1]
 
 # %% ../nbs/10_localize.ipynb #481ac4e6
 def series_targets(series_type: str, points: pd.DataFrame, v: Volume, sigma_mm: float = 2.5) -> np.ndarray:
-    "`slice_targets` of a series (S, C, 4) and whether the series labels each channel: (S, C, 5) float32."
+    """`slice_targets` of a series (S, C, 4) and whether the series labels each channel: (S, C, 5) float32. A channel
+    is labelled when one of the series' points lands on it: a level (sagittal), or an image side (axial; real studies
+    may label a level's left recess on one axial series and its right on another)."""
     t = slice_targets(series_type, points, v, sigma_mm)
-    channels = [0, 1] if series_type == 'Axial T2' else [LEVELS.index(l) for l in points.level]
-    labelled = np.isin(np.arange(t.shape[1]), channels)
+    labelled = t[..., 0].max(0) > 0                          # a point's own slice has height 1
     flag = np.broadcast_to(labelled[None, :, None], (*t.shape[:2], 1))
     return np.concatenate([t, flag], -1).astype(np.float32)
 
