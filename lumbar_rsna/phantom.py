@@ -405,7 +405,7 @@ SIZES_V2 = {  # version 2's acquisition: entries replacing and adding to `SIZES`
     'small': dict(sag_fov=(240, 330), blocks=0.69, lower_only=(1, 2), block=(4, 6)),
     'full':  dict(sag_step=Choice((LogNormal(4.4, 0.06, 3.0, 6.6), (3.0, 6.6)), (0.85, 0.15)),
                   t1=dict(_SAG_FULL, matrix=Choice(((320, 320), (384, 384), (512, 512), (640, 640), *_NON_SQUARE),
-                                                   (0.34, 0.22, 0.24, 0.07, 0.07, 0.06))),
+                                                   (0.3, 0.2, 0.3, 0.07, 0.07, 0.06))),
                   t2=dict(_SAG_FULL, matrix=Choice(((320, 320), (384, 384), (512, 512), (640, 640), *_NON_SQUARE),
                                                    (0.18, 0.1, 0.45, 0.14, 0.07, 0.06))),
                   ax_fov=LogNormal(185, 0.12, 140, 260), blocks=0.69, lower_only=(1, 2), block=(4, 7),
@@ -833,6 +833,8 @@ def make_study(study_id: int,
         coords += _series_coords(spine, geom, desc, codes, study_id, sid, rng)
     return series, coords
 
+
+
 # %% ../nbs/01_phantom.ipynb #fda58459
 MARKER = 'phantom.json'   # written into every phantom: what made it, and the mark that lets overwrite=True replace it
 
@@ -886,6 +888,8 @@ def _split_tables(ids, z, codes, results: list) -> dict:
     series = pd.DataFrame([s for ss, _ in results for s in ss], columns=['study_id', 'series_id', 'series_description'])
     return dict(labels=labels_frame(ids, codes), series=series.sort_values(['study_id', 'series_id']),
                 coords=co.drop(columns='_l'), oracle=oracle_submission(ids, z))
+
+
 
 # %% ../nbs/01_phantom.ipynb #b54640b1
 def _write_phantom(root: Path, n: int, m: int, seed: int, size: str, progress: bool, workers: int, version: int):
@@ -1025,11 +1029,14 @@ def _cut_line(sag: pydicom.Dataset, ax_ds: pydicom.Dataset) -> tuple[np.ndarray,
     return c, (off - a * c) / b
 
 # %% ../nbs/01_phantom.ipynb #2f176c77
-def _shown_instance(desc: str, cs: pd.DataFrame, n: int) -> int:
-    "The instance to show of a series of `n` slices with coordinates `cs`."
-    if desc == 'Sagittal T2/STIR': return int(cs.instance_number.median()) if len(cs) else (n + 1) // 2
+def _shown_instance(desc: str, cs: pd.DataFrame,
+                    insts: list[int], # the series' instance numbers, sorted (they need not start at 1)
+                   ) -> int:
+    "The instance to show of a series with coordinates `cs`."
+    middle = insts[(len(insts) - 1) // 2]
+    if desc == 'Sagittal T2/STIR': return int(cs.instance_number.median()) if len(cs) else middle
     at = cs[cs.level == 'L4/L5']
-    return int(at.instance_number.iloc[0]) if len(at) else (n + 1) // 2
+    return int(at.instance_number.iloc[0]) if len(at) else middle
 
 def _draw_cut_lines(ax, ds: pydicom.Dataset, axial_dir: Path):
     "The lines where each slice of the axial series in `axial_dir` cuts sagittal image `ds`."
@@ -1062,8 +1069,9 @@ def show_studies(root,                # a phantom folder
             if desc not in ser.index: continue
             srs = first(desc)
             cs = c[c.series_id == srs]
-            n = len(list((images/str(sid)/str(srs)).iterdir()))
-            inst = _shown_instance(desc, cs, n)
+            insts = sorted(int(f.stem) for f in (images/str(sid)/str(srs)).iterdir())
+            n = len(insts)
+            inst = _shown_instance(desc, cs, insts)
             ds = read_instance(root, sid, srs, inst, split)
             ax.imshow(ds.pixel_array, cmap='gray')
             if desc == 'Sagittal T2/STIR' and 'Axial T2' in ser.index:
