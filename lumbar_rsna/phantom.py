@@ -383,6 +383,7 @@ class LogNormal:
     def __call__(self, rng: np.random.Generator) -> float:
         return float(np.clip(self.median * np.exp(self.sigma * rng.standard_normal()), self.lo, self.hi))
 
+# %% ../nbs/01_phantom.ipynb #4352c13b
 @dataclass(frozen=True)
 class Choice:
     "One of `values` (numbers, (rows, columns) pairs or draw specs) with probabilities proportional to `weights`."
@@ -392,8 +393,9 @@ class Choice:
     def __call__(self, rng: np.random.Generator):
         return self.values[int(rng.choice(len(self.values), p=np.asarray(self.weights) / sum(self.weights)))]
 
+# %% ../nbs/01_phantom.ipynb #40ed7ad2
 def _draw(spec, rng: np.random.Generator) -> float:
-    "A number from a draw spec: a callable's result (drawn again while it is a spec), or a (low, high) range's uniform draw."
+    "A number from a draw spec: a callable's result (drawn again while a spec), or a (low, high) range's uniform draw."
     while callable(spec): spec = spec(rng)
     return spec if np.isscalar(spec) else rng.uniform(*spec)
 
@@ -419,10 +421,11 @@ NO_SPACING_TAG = 0.2     # version 2: share of series whose files lack SpacingBe
 INSTANCE_OFFSET = 0.12   # version 2: share of series whose instance numbers do not start at 1
 SIDE_SPLIT = 0.5         # version 2, studies with two axial series: share labelled left on one, right on the other
 
+# %% ../nbs/01_phantom.ipynb #7b537438
 def acquisition(size: str,    # a key of `SIZES`
                 version: int, # the phantom version (`PHANTOM_VERSIONS`)
                ) -> dict:
-    "The acquisition table of a size of phantom in a version: `SIZES[size]`, updated by `SIZES_V2[size]` from version 2."
+    "The acquisition table of a size of phantom: `SIZES[size]`, updated by `SIZES_V2[size]` from version 2."
     return SIZES[size] if version < 2 else {**SIZES[size], **SIZES_V2[size]}
 
 # %% ../nbs/01_phantom.ipynb #c026
@@ -701,6 +704,7 @@ def _reaches(spine: Spine, geom: SeriesGeom, cond: str, k: int) -> bool:
     "Whether a slice of the series lies within reach of `cond`'s finding at lumbar level `k`."
     return geom.locate(landmark(spine, cond, k))[3] <= 0.75 * geom.step + 0.5
 
+# %% ../nbs/01_phantom.ipynb #a5c1b0a9
 def _series_coords(spine: Spine, geom: SeriesGeom, desc: str, codes: np.ndarray, study_id: int, series_id: int,
                    rng: np.random.Generator,
                    first: int = 1,        # the instance number of slice 0
@@ -737,6 +741,7 @@ class SeriesPlan:
     first: int                            # the instance number of slice 0; its files are `{instance}.dcm`
     spacing_tag: bool                     # whether its files carry SpacingBetweenSlices
 
+# %% ../nbs/01_phantom.ipynb #f93e491b
 def _file_tags(rng: np.random.Generator) -> tuple:
     "(rescale, first instance number, SpacingBetweenSlices written) of a series' files."
     rescale = (float(rng.choice([1.0, 2.0])), float(rng.choice(INTERCEPTS))) if rng.random() < RESCALE else None
@@ -757,6 +762,7 @@ def _axial_cells(spine: Spine, geoms: list[SeriesGeom],
             if reach: cells[reach[0]].add((cond, k))
     return cells
 
+# %% ../nbs/01_phantom.ipynb #d6bc5468
 def _study_coords(spine: Spine, plans: list[SeriesPlan], side: bool, codes: np.ndarray, study_id: int,
                   rng: np.random.Generator) -> list[tuple]:
     "The coordinate rows of a study's series (version 2)."
@@ -793,6 +799,7 @@ def _stored(px: np.ndarray, # the series' values (uint16)
     slope, icpt = rescale
     return np.clip(np.round((px - icpt) / slope), 0, 65535).astype(np.uint16)
 
+# %% ../nbs/01_phantom.ipynb #4ec14ae0
 def _make_study_v2(study_id: int, z: np.ndarray, codes: np.ndarray, root: Path, split: str, seed: int, size: str,
                    series_ids, version: int) -> tuple[list, list]:
     "`make_study` from version 2: the plan, then each series' pixels from the study's second generator."
