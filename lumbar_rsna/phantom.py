@@ -738,7 +738,7 @@ class SeriesPlan:
     series_id: int
     geom: SeriesGeom
     rescale: tuple[float, float] | None  # (RescaleSlope, RescaleIntercept) of its files, if any
-    first: int                            # the instance number of slice 0; its files are `{instance}.dcm`
+    first_instance: int                   # the instance number of slice 0; its files are `{instance}.dcm`
     spacing_tag: bool                     # whether its files carry SpacingBetweenSlices
 
 # %% ../nbs/01_phantom.ipynb #f93e491b
@@ -770,7 +770,7 @@ def _study_coords(spine: Spine, plans: list[SeriesPlan], side: bool, codes: np.n
     cells = dict(zip(axial, _axial_cells(spine, [plans[i].geom for i in axial], side)))
     coords = []
     for i, p in enumerate(plans):
-        coords += _series_coords(spine, p.geom, p.desc, codes, study_id, p.series_id, rng, p.first, cells.get(i))
+        coords += _series_coords(spine, p.geom, p.desc, codes, study_id, p.series_id, rng, p.first_instance, cells.get(i))
     return coords
 
 # %% ../nbs/01_phantom.ipynb #a51206c1
@@ -810,8 +810,8 @@ def _make_study_v2(study_id: int, z: np.ndarray, codes: np.ndarray, root: Path, 
         d = root/f'{split}_images'/str(study_id)/str(p.series_id)
         d.mkdir(parents=True)
         for s, stored in enumerate(_stored(px, p.rescale)):
-            write_dicom(d/f'{p.first + s}.dcm', stored, p.geom, s, p.desc, study_id, p.series_id, n + 1, seed,
-                        p.rescale, p.first + s, p.spacing_tag)
+            write_dicom(d/f'{p.first_instance + s}.dcm', stored, p.geom, s, p.desc, study_id, p.series_id, n + 1, seed,
+                        p.rescale, p.first_instance + s, p.spacing_tag)
     return [(study_id, p.series_id, p.desc) for p in plans], coords
 
 # %% ../nbs/01_phantom.ipynb #fe37074e
