@@ -770,7 +770,8 @@ def _study_coords(spine: Spine, plans: list[SeriesPlan], side: bool, codes: np.n
     cells = dict(zip(axial, _axial_cells(spine, [plans[i].geom for i in axial], side)))
     coords = []
     for i, p in enumerate(plans):
-        coords += _series_coords(spine, p.geom, p.desc, codes, study_id, p.series_id, rng, p.first_instance, cells.get(i))
+        coords += _series_coords(spine, p.geom, p.desc, codes, study_id, p.series_id, rng, p.first_instance,
+                                 cells.get(i))
     return coords
 
 # %% ../nbs/01_phantom.ipynb #a51206c1
