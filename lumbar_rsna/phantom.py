@@ -21,13 +21,15 @@ from .core import (split_label_col, CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS
 
 # %% auto #0
 __all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'PHANTOM_VERSIONS', 'PHANTOM_VERSION',
-           'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SERIES_KINDS', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS',
-           'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades', 'severity_strings',
-           'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'Spine', 'landmark',
-           'structure_extent', 'random_spine', 'spine_coords', 'render', 'SeriesGeom', 'sagittal_geometry',
-           'axial_geometry', 'render_slice', 'make_series', 'write_dicom', 'make_study', 'make_phantom',
-           'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width', 'folder_digest',
-           'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
+           'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SIZES_V2', 'RESCALE', 'INTERCEPTS', 'NO_SPACING_TAG', 'INSTANCE_OFFSET',
+           'SIDE_SPLIT', 'SERIES_KINDS', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS', 'fit_label_model',
+           'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades', 'severity_strings', 'sample_labels',
+           'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'Spine', 'landmark', 'structure_extent',
+           'random_spine', 'spine_coords', 'render', 'LogNormal', 'Choice', 'acquisition', 'SeriesGeom',
+           'sagittal_geometry', 'axial_geometry', 'render_slice', 'series_geometry', 'make_series', 'write_dicom',
+           'SeriesPlan', 'plan_study', 'make_study', 'make_phantom', 'ensure_phantom', 'read_instance',
+           'patient_position', 'study_spine', 'profile_width', 'folder_digest', 'show_studies', 'show_study',
+           'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
 
 # %% ../nbs/01_phantom.ipynb #c006
 _CON, _LEV = np.array([(CONDITIONS.index(c), LEVELS.index(l)) for c, l in map(split_label_col, LABEL_COLS)]).T
@@ -369,6 +371,63 @@ PHANTOM_VERSION = 2       # what `make_phantom` writes unless told otherwise
 AXIAL_BLOCKS = 0.45       # share of axial series written as tilted per-level blocks
 AXIAL_LOWER_ONLY = 0.2    # share of axial series covering only the lower levels
 
+# %% ../nbs/01_phantom.ipynb #0ea2674a
+@dataclass(frozen=True)
+class LogNormal:
+    "A skewed draw: `median` × exp(`sigma` · N(0, 1)), clipped to [`lo`, `hi`]."
+    median: float
+    sigma: float
+    lo: float
+    hi: float
+
+    def __call__(self, rng: np.random.Generator) -> float:
+        return float(np.clip(self.median * np.exp(self.sigma * rng.standard_normal()), self.lo, self.hi))
+
+# %% ../nbs/01_phantom.ipynb #4352c13b
+@dataclass(frozen=True)
+class Choice:
+    "One of `values` (numbers, (rows, columns) pairs or draw specs) with probabilities proportional to `weights`."
+    values: tuple
+    weights: tuple
+
+    def __call__(self, rng: np.random.Generator):
+        return self.values[int(rng.choice(len(self.values), p=np.asarray(self.weights) / sum(self.weights)))]
+
+# %% ../nbs/01_phantom.ipynb #40ed7ad2
+def _draw(spec, rng: np.random.Generator) -> float:
+    "A number from a draw spec: a callable's result (drawn again while a spec), or a (low, high) range's uniform draw."
+    while callable(spec): spec = spec(rng)
+    return spec if np.isscalar(spec) else rng.uniform(*spec)
+
+# %% ../nbs/01_phantom.ipynb #f553eadb
+_SAG_FULL = dict(fov=LogNormal(300, 0.1, 200, 380), n=LogNormal(17, 0.25, 8, 38))
+_NON_SQUARE = ((640, 760), (704, 836))
+SIZES_V2 = {  # version 2's acquisition: entries replacing and adding to `SIZES`'s
+    'tiny':  dict(px=(96, 128), px_step=16, sag_fov=(240, 320), blocks=0.69, lower_only=(1, 2), block=(4, 5)),
+    'small': dict(sag_fov=(240, 330), blocks=0.69, lower_only=(1, 2), block=(4, 6)),
+    'full':  dict(sag_step=Choice((LogNormal(4.4, 0.06, 3.0, 6.6), (3.0, 6.6)), (0.85, 0.15)),
+                  t1=dict(_SAG_FULL, matrix=Choice(((320, 320), (384, 384), (512, 512), (640, 640), *_NON_SQUARE),
+                                                   (0.3, 0.2, 0.3, 0.07, 0.07, 0.06))),
+                  t2=dict(_SAG_FULL, matrix=Choice(((320, 320), (384, 384), (512, 512), (640, 640), *_NON_SQUARE),
+                                                   (0.18, 0.1, 0.45, 0.14, 0.07, 0.06))),
+                  ax_fov=LogNormal(185, 0.12, 140, 260), blocks=0.69, lower_only=(1, 2), block=(4, 7),
+                  ax_matrix=Choice(((320, 320), (384, 384), (448, 448), (512, 512), (640, 640)),
+                                   (0.3, 0.15, 0.1, 0.35, 0.1)),
+                  ax_step=Choice(((3.5, 5.0), (0.9, 1.6)), (0.92, 0.08))),
+}
+RESCALE = 0.23           # version 2: share of series whose files carry RescaleSlope and RescaleIntercept
+INTERCEPTS = (0.0, -1024.0, -200.0)  # their RescaleIntercept (stored = (value − intercept) / slope stays in uint16)
+NO_SPACING_TAG = 0.2     # version 2: share of series whose files lack SpacingBetweenSlices
+INSTANCE_OFFSET = 0.12   # version 2: share of series whose instance numbers do not start at 1
+SIDE_SPLIT = 0.5         # version 2, studies with two axial series: share labelled left on one, right on the other
+
+# %% ../nbs/01_phantom.ipynb #7b537438
+def acquisition(size: str,    # a key of `SIZES`
+                version: int, # the phantom version (`PHANTOM_VERSIONS`)
+               ) -> dict:
+    "The acquisition table of a size of phantom: `SIZES[size]`, updated by `SIZES_V2[size]` from version 2."
+    return SIZES[size] if version < 2 else {**SIZES[size], **SIZES_V2[size]}
+
 # %% ../nbs/01_phantom.ipynb #c026
 @dataclass
 class SeriesGeom:
@@ -402,8 +461,11 @@ class SeriesGeom:
         return s, x, y, float(dist[s])
 
 # %% ../nbs/01_phantom.ipynb #c027
-def _image_size(cfg: dict, rng: np.random.Generator, square: float) -> tuple[int, int]:
+def _image_size(cfg: dict, rng: np.random.Generator, square: float,
+                matrix=None, # version 2: a `Choice` of (rows, columns), drawn instead where given
+               ) -> tuple[int, int]:
     "(rows, columns) of a series' images."
+    if matrix is not None: return tuple(matrix(rng))
     lo, hi, st = cfg['px'][0], cfg['px'][1], cfg['px_step']
     rows = int(rng.integers(lo // st, hi // st + 1)) * st
     cols = rows if rng.random() < square else max(lo, int(round(rows * rng.uniform(0.75, 0.9) / st)) * st)
@@ -420,25 +482,48 @@ def _vertebra_center(spine: Spine, v: float) -> np.ndarray:
     return above(i) if f == 0 else (1 - f) * above(i) + f * above(i + 1)
 
 # %% ../nbs/01_phantom.ipynb #1603887d
+def _sagittal_count(n_range: tuple | dict, # (fewest, most) slices, or a dict whose `n` is a draw spec
+                    need: int,              # the slices that reach both foramina of every level
+                    rng: np.random.Generator) -> int:
+    "The number of slices of a sagittal series: at least `need`."
+    if isinstance(n_range, dict): return int(max(round(_draw(n_range['n'], rng)), need))
+    mean = (n_range[0] + n_range[1]) / 2 - (n_range[1] - n_range[0]) / 4
+    n = round(rng.normal(mean, (n_range[1] - n_range[0]) / 6))
+    return int(np.clip(n, max(n_range[0], need), max(n_range[1], need)))
+
+# %% ../nbs/01_phantom.ipynb #a0498994
+def _sagittal_field(spine: Spine, rng: np.random.Generator,
+                    fov,          # a draw spec of the field's height, mm
+                    bottom: float, # the height (patient z, mm) that must stay in view: S1's body
+                    rows: int,
+                   ) -> tuple[float, float]: # the field's top (patient z, mm) and the pixel spacing (mm)
+    "Version 2: a sagittal field of view that covers L1 to S1, at a random height."
+    need = _vertebra_center(spine, 3)[2] + 5 - bottom     # L1's centre to S1's body
+    ps = max(_draw(fov, rng), need + 10) / rows
+    return bottom + need + rng.uniform(0, rows * ps - need), ps
+
+# %% ../nbs/01_phantom.ipynb #0e4609eb
 def sagittal_geometry(spine: Spine, rng: np.random.Generator,
-                      size: str,                   # a key of `SIZES`
-                      n_range: tuple[int, int],    # fewest and most slices (more when the foramina need them)
+                      size: str,                 # a key of `SIZES`
+                      n_range: tuple | dict,     # fewest and most slices (more when the foramina need them), or
+                                                 # (version 2, `full`) a dict of draws: slices `n`, `fov`, `matrix`
                      ) -> SeriesGeom:
     "A sagittal stack covering both foramina of every level, from a vertebra between `top` and below the sacrum."
-    cfg = SIZES[size]
-    step = rng.uniform(*cfg['sag_step'])
+    cfg = acquisition(size, spine.version)
+    acq = n_range if isinstance(n_range, dict) else dict(fov=cfg['sag_fov'])
+    step = _draw(cfg['sag_step'], rng)
     fx = [landmark(spine, f'{side}_neural_foraminal_narrowing', k)[0] for side in ('left', 'right') for k in range(5)]
     shift = rng.normal(0, 2)
     width = max(fx) - min(fx) + 2 * abs(shift) + STRUCTURES['neural_foraminal_narrowing'][2] * spine.scale
     need = int(np.ceil(width / step)) + 1
-    mean = (n_range[0] + n_range[1]) / 2 - (n_range[1] - n_range[0]) / 4
-    n = round(rng.normal(mean, (n_range[1] - n_range[0]) / 6))
-    n = int(np.clip(n, max(n_range[0], need), max(n_range[1], need)))
+    n = _sagittal_count(n_range, need, rng)
     xs = (max(fx) + min(fx)) / 2 + shift + (np.arange(n) - (n - 1) / 2) * step
-    rows, cols = _image_size(cfg, rng, 0.6)
-    top = _vertebra_center(spine, rng.uniform(*cfg['top']))[2]
+    rows, cols = _image_size(cfg, rng, 0.6, acq.get('matrix'))
     bottom = spine.to_patient(7, (0, 0, -spine.half[7] - 20 * spine.scale))[2]       # S1's body
-    ps = max(rng.uniform(*cfg['sag_fov']), top - bottom + 10) / rows
+    if spine.version >= 2: top, ps = _sagittal_field(spine, rng, acq['fov'], bottom, rows)
+    else:
+        top = _vertebra_center(spine, rng.uniform(*cfg['top']))[2]
+        ps = max(rng.uniform(*cfg['sag_fov']), top - bottom + 10) / rows
     canal_y = landmark(spine, 'spinal_canal_stenosis', 2)[1]
     y0 = canal_y - rng.uniform(0.45, 0.75) * cols * ps
     pos = np.stack([xs, np.full(n, y0), np.full(n, top + rng.uniform(0, 5))], 1)
@@ -449,7 +534,7 @@ def sagittal_geometry(spine: Spine, rng: np.random.Generator,
 def _axial_blocks(spine: Spine, rng: np.random.Generator, cfg: dict, first: int, centre: np.ndarray,
                   rows: int, cols: int, ps: float) -> tuple:
     "(step, positions, row directions, column directions) of per-level blocks from lumbar level `first` down."
-    step, pos, rd, cd = rng.uniform(*cfg['block_step']), [], [], []
+    step, pos, rd, cd = _draw(cfg['block_step'], rng), [], [], []
     for k in range(LUMBAR + first, 8):
         n, R = int(rng.integers(cfg['block'][0], cfg['block'][1] + 1)), spine.frames[k]
         c0 = centre + ((spine.centers[k] - centre) @ R[:, 2] + rng.normal(0, 1)) * R[:, 2]
@@ -463,24 +548,31 @@ def _axial_blocks(spine: Spine, rng: np.random.Generator, cfg: dict, first: int,
 def _axial_stack(spine: Spine, rng: np.random.Generator, cfg: dict, first: int, centre: np.ndarray,
                  rows: int, cols: int, ps: float) -> tuple:
     "(step, positions, row directions, column directions) of one stack from lumbar level `first` down."
-    step, R = rng.uniform(*cfg['ax_step']), _rot(0, rng.normal(0, 5))
+    step, R = _draw(cfg['ax_step'], rng), _rot(0, rng.normal(0, 5))
     h = lambda k, dz: (spine.to_patient(k, (0, 0, dz)) - centre) @ R[:, 2]
     offs = np.arange(h(LUMBAR + first, spine.half[LUMBAR + first] + 10), h(7, -spine.half[7] - 10), -step)
     pos = centre + offs[:, None] * R[:, 2] - (cols - 1) / 2 * ps * R[:, 0] - (rows - 1) / 2 * ps * R[:, 1]
     return step, pos, np.tile(R[:, 0], (len(offs), 1)), np.tile(R[:, 1], (len(offs), 1))
 
 # %% ../nbs/01_phantom.ipynb #78d84ba8
+def _axial_first(cfg: dict, rng: np.random.Generator, version: int) -> int:
+    "The first lumbar level (0 = L1/L2) an axial series covers."
+    if rng.random() > AXIAL_LOWER_ONLY: return 0
+    return int(rng.choice(cfg['lower_only'] if version >= 2 else [1, 2, 2, 3]))
+
+# %% ../nbs/01_phantom.ipynb #f2c8b7b2
 def axial_geometry(spine: Spine, rng: np.random.Generator,
-                   size: str, # a key of `SIZES`
+                   size: str,               # a key of `SIZES`
+                   first: int | None = None, # version 2: the first lumbar level covered (0 = L1/L2); default: drawn
                   ) -> SeriesGeom:
     "An axial series: one stack or per-level blocks parallel to each disc, over all levels or the lower ones."
-    cfg = SIZES[size]
-    first = 0 if rng.random() > AXIAL_LOWER_ONLY else int(rng.choice([1, 2, 2, 3]))
-    rows, cols = _image_size(cfg, rng, 0.85)
-    ps = rng.uniform(*cfg['ax_fov']) / max(rows, cols)
+    cfg = acquisition(size, spine.version)
+    if first is None: first = _axial_first(cfg, rng, spine.version)
+    rows, cols = _image_size(cfg, rng, 0.85, cfg.get('ax_matrix'))
+    ps = _draw(cfg['ax_fov'], rng) / max(rows, cols)
     centre = landmark(spine, 'spinal_canal_stenosis', (first + 4) // 2)
     centre = centre + np.r_[rng.normal(0, 6), -rng.uniform(0, 35) * spine.scale, 0]
-    kind = _axial_blocks if rng.random() < AXIAL_BLOCKS else _axial_stack
+    kind = _axial_blocks if rng.random() < cfg.get('blocks', AXIAL_BLOCKS) else _axial_stack
     step, pos, rd, cd = kind(spine, rng, cfg, first, centre, rows, cols, ps)
     return SeriesGeom(pos, rd, cd, ps, rows, cols, step, step * rng.uniform(0.8, 1.0))
 
@@ -531,15 +623,26 @@ def render_slice(spine: Spine, geom: SeriesGeom, s: int,
         img.ravel()[sub] = sum(_spine(spine, pts[sub] + o * n, val, tex[sub], img.ravel()[sub]) for o in (-1, 1)) / 2
     return img
 
+# %% ../nbs/01_phantom.ipynb #011cf37c
+def series_geometry(spine: Spine, desc: str, # one of `SERIES_KINDS`
+                    rng: np.random.Generator, size: str,
+                    first: int | None = None, # axial series: the first lumbar level covered (default: drawn)
+                   ) -> SeriesGeom:
+    "Where the slices of a series of type `desc` lie."
+    kind, contrast = SERIES_KINDS[desc]
+    cfg = acquisition(size, spine.version)
+    if kind == 'sagittal': return sagittal_geometry(spine, rng, size, cfg['t1'] if contrast == 0 else cfg['t2'])
+    return axial_geometry(spine, rng, size, first)
+
 # %% ../nbs/01_phantom.ipynb #20e427db
 def make_series(spine: Spine, desc: str, # one of `SERIES_KINDS`
                 rng: np.random.Generator, size: str,
+                geom: SeriesGeom | None = None, # its geometry, drawn beforehand (version 2); default: drawn here
                ) -> tuple[SeriesGeom, np.ndarray]: # geometry and uint16 pixels (S, rows, cols)
     "Geometry and pixels of one series of a study."
     kind, contrast = SERIES_KINDS[desc]
-    cfg = SIZES[size]
-    if kind == 'sagittal': geom = sagittal_geometry(spine, rng, size, cfg['t1'] if contrast == 0 else cfg['t2'])
-    else: geom = axial_geometry(spine, rng, size)
+    cfg = acquisition(size, spine.version)
+    if geom is None: geom = series_geometry(spine, desc, rng, size)
     g = min(cfg['grid'], max(geom.rows, geom.cols)) / max(geom.rows, geom.cols)
     gr, gc = max(2, round(geom.rows * g)), max(2, round(geom.cols * g))
     r, c = _interp(geom.rows, gr), _interp(geom.cols, gc)
@@ -562,10 +665,12 @@ def make_series(spine: Spine, desc: str, # one of `SERIES_KINDS`
 def _uid(*parts) -> str: return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 def write_dicom(path: Path, pixels: np.ndarray, geom: SeriesGeom,
-                s: int,                                   # the slice (instance number s + 1)
+                s: int,                                   # the slice
                 desc: str, study_id: int, series_id: int,
                 series_number: int, seed: int,
                 rescale: tuple[float, float] | None = None, # (RescaleSlope, RescaleIntercept), if any
+                instance: int | None = None,   # its InstanceNumber (version 2); default: s + 1
+                spacing_tag: bool = True,      # write SpacingBetweenSlices (some real files lack it)
                ):
     "Write slice `s` of a series as an MR image file."
     meta = FileMetaDataset()
@@ -581,11 +686,12 @@ def write_dicom(path: Path, pixels: np.ndarray, geom: SeriesGeom,
     ds.Modality, ds.Manufacturer, ds.SeriesDescription = 'MR', 'lumbar_rsna phantom', desc
     ds.PatientID, ds.StudyID = str(study_id), str(study_id)[-8:]
     ds.PatientPosition, ds.BodyPartExamined = 'HFS', 'LSPINE'
-    ds.SeriesNumber, ds.InstanceNumber = series_number, s + 1
+    ds.SeriesNumber, ds.InstanceNumber = series_number, s + 1 if instance is None else instance
     ds.ImagePositionPatient = [round(float(v), 4) for v in geom.positions[s]]
     ds.ImageOrientationPatient = [round(float(v), 6) for v in (*geom.row_dirs[s], *geom.col_dirs[s])]
     ds.PixelSpacing = [round(geom.spacing, 6)] * 2
-    ds.SliceThickness, ds.SpacingBetweenSlices = round(geom.thickness, 3), round(geom.step, 3)
+    ds.SliceThickness = round(geom.thickness, 3)
+    if spacing_tag: ds.SpacingBetweenSlices = round(geom.step, 3)
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME2'
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
@@ -594,19 +700,122 @@ def write_dicom(path: Path, pixels: np.ndarray, geom: SeriesGeom,
     ds.save_as(path, enforce_file_format=True)
 
 # %% ../nbs/01_phantom.ipynb #c032
+def _reaches(spine: Spine, geom: SeriesGeom, cond: str, k: int) -> bool:
+    "Whether a slice of the series lies within reach of `cond`'s finding at lumbar level `k`."
+    return geom.locate(landmark(spine, cond, k))[3] <= 0.75 * geom.step + 0.5
+
+# %% ../nbs/01_phantom.ipynb #a5c1b0a9
 def _series_coords(spine: Spine, geom: SeriesGeom, desc: str, codes: np.ndarray, study_id: int, series_id: int,
-                   rng: np.random.Generator) -> list[tuple]:
+                   rng: np.random.Generator,
+                   first: int = 1,        # the instance number of slice 0
+                   cells: set | None = None, # version 2: only these (condition, level index) cells; default: all
+                  ) -> list[tuple]:
     "The coordinate rows of a series' graded cells (`codes` ≥ 0) on the slices nearest to them; 1% left out."
     coords = []
     for cond in SERIES_CONDITIONS[desc]:
         for k in range(5):
+            if cells is not None and (cond, k) not in cells: continue
             if codes[LABEL_COLS.index(f'{cond}_{LEVELS[k]}')] < 0 or rng.random() < 0.01: continue
+            if not _reaches(spine, geom, cond, k): continue    # the series does not reach this level
             s, x, y, dist = geom.locate(landmark(spine, cond, k))
-            if dist > 0.75 * geom.step + 0.5: continue    # the series does not reach this level
-            coords.append((study_id, int(series_id), s + 1, CONDITION_NAMES[cond], LEVEL_NAMES[LEVELS[k]], x, y))
+            coords.append((study_id, int(series_id), s + first, CONDITION_NAMES[cond], LEVEL_NAMES[LEVELS[k]], x, y))
     return coords
 
 # %% ../nbs/01_phantom.ipynb #152f453d
+def _study_start(study_id: int, z: np.ndarray, seed: int, version: int) -> tuple:
+    "(generator, anatomy, series descriptions) of a study."
+    rng = np.random.default_rng([seed, 2, int(study_id)])
+    spine = random_spine(finding_size(z[None])[0], rng, version)
+    descs = [d for d in ('Sagittal T2/STIR', 'Sagittal T1', 'Axial T2') if rng.random() > 0.003]
+    if rng.random() < 0.17: descs.append('Axial T2')
+    return rng, spine, descs
+
+# %% ../nbs/01_phantom.ipynb #e2b2d2c7
+@dataclass
+class SeriesPlan:
+    "A series of a study before its pixels."
+    desc: str
+    series_id: int
+    geom: SeriesGeom
+    rescale: tuple[float, float] | None  # (RescaleSlope, RescaleIntercept) of its files, if any
+    first_instance: int                   # the instance number of slice 0; its files are `{instance}.dcm`
+    spacing_tag: bool                     # whether its files carry SpacingBetweenSlices
+
+# %% ../nbs/01_phantom.ipynb #f93e491b
+def _file_tags(rng: np.random.Generator) -> tuple:
+    "(rescale, first instance number, SpacingBetweenSlices written) of a series' files."
+    rescale = (float(rng.choice([1.0, 2.0])), float(rng.choice(INTERCEPTS))) if rng.random() < RESCALE else None
+    first = 1 if rng.random() >= INSTANCE_OFFSET else int(rng.choice([rng.integers(2, 60), rng.integers(100, 6000)]))
+    return rescale, first, bool(rng.random() >= NO_SPACING_TAG)
+
+# %% ../nbs/01_phantom.ipynb #f145065b
+def _axial_cells(spine: Spine, geoms: list[SeriesGeom],
+                 side: bool, # split by side (left on the first series, right on the later); else by level
+                ) -> list[set]:
+    "The (condition, level index) cells each axial series is labelled with: the preferred series that reaches the cell."
+    cells = [set() for _ in geoms]
+    for cond in SERIES_CONDITIONS['Axial T2']:
+        for k in range(5):
+            order = list(range(len(geoms)))[::-1]     # the later series first: it covers the lower levels
+            if side and cond.startswith('left'): order = order[::-1]
+            reach = [i for i in order if _reaches(spine, geoms[i], cond, k)]
+            if reach: cells[reach[0]].add((cond, k))
+    return cells
+
+# %% ../nbs/01_phantom.ipynb #d6bc5468
+def _study_coords(spine: Spine, plans: list[SeriesPlan], side: bool, codes: np.ndarray, study_id: int,
+                  rng: np.random.Generator) -> list[tuple]:
+    "The coordinate rows of a study's series (version 2)."
+    axial = [i for i, p in enumerate(plans) if p.desc == 'Axial T2']
+    cells = dict(zip(axial, _axial_cells(spine, [plans[i].geom for i in axial], side)))
+    coords = []
+    for i, p in enumerate(plans):
+        coords += _series_coords(spine, p.geom, p.desc, codes, study_id, p.series_id, rng, p.first_instance,
+                                 cells.get(i))
+    return coords
+
+# %% ../nbs/01_phantom.ipynb #a51206c1
+def plan_study(study_id: int,
+               z: np.ndarray,      # the study's latents (25,)
+               codes: np.ndarray,  # its grades (25,), −1 for an empty cell
+               seed: int, size: str,
+               series_ids,         # ids for its series, drawn beforehand
+               version: int = PHANTOM_VERSION, # 2 or later
+              ) -> tuple[Spine, list[SeriesPlan], list[tuple]]: # anatomy, series, coordinate rows
+    "A study's anatomy, every series' geometry and file tags, and its coordinate rows: all but its pixels."
+    rng, spine, descs = _study_start(study_id, z, seed, version)
+    side = bool(rng.random() < SIDE_SPLIT)
+    plans = []
+    for desc, sid in zip(descs, series_ids):
+        second = desc == 'Axial T2' and any(p.desc == desc for p in plans)
+        first = (0 if side else int(rng.integers(1, 3))) if second else None
+        plans.append(SeriesPlan(desc, int(sid), series_geometry(spine, desc, rng, size, first), *_file_tags(rng)))
+    return spine, plans, _study_coords(spine, plans, side, codes, study_id, rng)
+
+# %% ../nbs/01_phantom.ipynb #0709204c
+def _stored(px: np.ndarray, # the series' values (uint16)
+            rescale: tuple[float, float] | None) -> np.ndarray: # uint16
+    "What a file stores for values `px` under (RescaleSlope, RescaleIntercept)."
+    if rescale is None: return px
+    slope, icpt = rescale
+    return np.clip(np.round((px - icpt) / slope), 0, 65535).astype(np.uint16)
+
+# %% ../nbs/01_phantom.ipynb #4ec14ae0
+def _make_study_v2(study_id: int, z: np.ndarray, codes: np.ndarray, root: Path, split: str, seed: int, size: str,
+                   series_ids, version: int) -> tuple[list, list]:
+    "`make_study` from version 2: the plan, then each series' pixels from the study's second generator."
+    spine, plans, coords = plan_study(study_id, z, codes, seed, size, series_ids, version)
+    pix_rng = np.random.default_rng([seed, 3, int(study_id)])
+    for n, p in enumerate(plans):
+        _, px = make_series(spine, p.desc, pix_rng, size, p.geom)
+        d = root/f'{split}_images'/str(study_id)/str(p.series_id)
+        d.mkdir(parents=True)
+        for s, stored in enumerate(_stored(px, p.rescale)):
+            write_dicom(d/f'{p.first_instance + s}.dcm', stored, p.geom, s, p.desc, study_id, p.series_id, n + 1, seed,
+                        p.rescale, p.first_instance + s, p.spacing_tag)
+    return [(study_id, p.series_id, p.desc) for p in plans], coords
+
+# %% ../nbs/01_phantom.ipynb #fe37074e
 def make_study(study_id: int,
                z: np.ndarray,      # the study's latents (25,)
                codes: np.ndarray,  # its grades (25,), −1 for an empty cell
@@ -615,10 +824,8 @@ def make_study(study_id: int,
                version: int = 1,   # the phantom version (`PHANTOM_VERSIONS`)
               ) -> tuple[list, list]: # its series rows and coordinate rows
     "Write one study's DICOM series showing latents `z`."
-    rng = np.random.default_rng([seed, 2, int(study_id)])
-    spine = random_spine(finding_size(z[None])[0], rng, version)
-    descs = [d for d in ('Sagittal T2/STIR', 'Sagittal T1', 'Axial T2') if rng.random() > 0.003]
-    if rng.random() < 0.17: descs.append('Axial T2')
+    if version >= 2: return _make_study_v2(study_id, z, codes, root, split, seed, size, series_ids, version)
+    rng, spine, descs = _study_start(study_id, z, seed, version)
     series, coords, seen = [], [], set()
     for n, (desc, sid) in enumerate(zip(descs, series_ids)):
         geom, px = make_series(spine, desc, rng, size)
@@ -633,6 +840,8 @@ def make_study(study_id: int,
         seen.add(desc)
         coords += _series_coords(spine, geom, desc, codes, study_id, sid, rng)
     return series, coords
+
+
 
 # %% ../nbs/01_phantom.ipynb #fda58459
 MARKER = 'phantom.json'   # written into every phantom: what made it, and the mark that lets overwrite=True replace it
@@ -687,6 +896,8 @@ def _split_tables(ids, z, codes, results: list) -> dict:
     series = pd.DataFrame([s for ss, _ in results for s in ss], columns=['study_id', 'series_id', 'series_description'])
     return dict(labels=labels_frame(ids, codes), series=series.sort_values(['study_id', 'series_id']),
                 coords=co.drop(columns='_l'), oracle=oracle_submission(ids, z))
+
+
 
 # %% ../nbs/01_phantom.ipynb #b54640b1
 def _write_phantom(root: Path, n: int, m: int, seed: int, size: str, progress: bool, workers: int, version: int):
@@ -826,11 +1037,14 @@ def _cut_line(sag: pydicom.Dataset, ax_ds: pydicom.Dataset) -> tuple[np.ndarray,
     return c, (off - a * c) / b
 
 # %% ../nbs/01_phantom.ipynb #2f176c77
-def _shown_instance(desc: str, cs: pd.DataFrame, n: int) -> int:
-    "The instance to show of a series of `n` slices with coordinates `cs`."
-    if desc == 'Sagittal T2/STIR': return int(cs.instance_number.median()) if len(cs) else (n + 1) // 2
+def _shown_instance(desc: str, cs: pd.DataFrame,
+                    insts: list[int], # the series' instance numbers, sorted (they need not start at 1)
+                   ) -> int:
+    "The instance to show of a series with coordinates `cs`."
+    middle = insts[(len(insts) - 1) // 2]
+    if desc == 'Sagittal T2/STIR': return int(cs.instance_number.median()) if len(cs) else middle
     at = cs[cs.level == 'L4/L5']
-    return int(at.instance_number.iloc[0]) if len(at) else (n + 1) // 2
+    return int(at.instance_number.iloc[0]) if len(at) else middle
 
 def _draw_cut_lines(ax, ds: pydicom.Dataset, axial_dir: Path):
     "The lines where each slice of the axial series in `axial_dir` cuts sagittal image `ds`."
@@ -863,8 +1077,9 @@ def show_studies(root,                # a phantom folder
             if desc not in ser.index: continue
             srs = first(desc)
             cs = c[c.series_id == srs]
-            n = len(list((images/str(sid)/str(srs)).iterdir()))
-            inst = _shown_instance(desc, cs, n)
+            insts = sorted(int(f.stem) for f in (images/str(sid)/str(srs)).iterdir())
+            n = len(insts)
+            inst = _shown_instance(desc, cs, insts)
             ds = read_instance(root, sid, srs, inst, split)
             ax.imshow(ds.pixel_array, cmap='gray')
             if desc == 'Sagittal T2/STIR' and 'Axial T2' in ser.index:

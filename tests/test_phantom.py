@@ -85,3 +85,49 @@ def test_a_worker_error_names_the_study(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r'study \d+ \(train\) failed: ValueError: boom'):
         make_phantom(tmp_path/'x', 2, test_studies=0, progress=False, workers=2)
     assert not list(tmp_path.iterdir())
+
+def test_version_1_bytes_are_kept(tmp_path):
+    "Version 1 writes what it wrote before version 2 existed (pinned on the code of that time; phantom.json names the package version)."
+    p = make_phantom(tmp_path/'v1', 3, seed=5, test_studies=1, size='small', progress=False, workers=1, version=1)
+    (p/'phantom.json').unlink()
+    assert folder_digest(p) == '57a61e97bac58fd66a51996c4b0a207986d06f01abe47c1561cecad100cc63be'
+
+def _all_coords(ph):
+    co = pd.concat([pd.read_csv(ph/'train_label_coordinates.csv').assign(split='train'),
+                    pd.read_csv(ph/'phantom_test_coordinates.csv').assign(split='test')])
+    sd = pd.concat([pd.read_csv(ph/f'{s}_series_descriptions.csv') for s in ('train', 'test')])
+    return co, sd
+
+def test_version_2_files_have_the_real_quirks(ph):
+    assert json.loads((ph/'phantom.json').read_text())['phantom_version'] == 2
+    files = sorted(ph.glob('*_images/*/*/*.dcm'))
+    tags = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    assert all(int(t.InstanceNumber) == int(f.stem) for f, t in zip(files, tags))      # files named by instance number
+    assert any(float(t.get('RescaleIntercept', 0)) != 0 for t in tags)
+    assert any('SpacingBetweenSlices' not in t for t in tags) and any('SpacingBetweenSlices' in t for t in tags)
+    first = pd.Series([int(f.stem) for f in files]).groupby([str(f.parent) for f in files]).min()
+    assert (first == 1).any() and (first > 1).any() and first.max() > 99, first.max()
+    co, _ = _all_coords(ph)
+    for r in co.itertuples():                                  # every coordinate names a file of its series
+        assert (ph/f'{r.split}_images'/str(r.study_id)/str(r.series_id)/f'{r.instance_number}.dcm').exists(), r
+
+def test_version_2_labels_a_second_axial_series(ph):
+    co, sd = _all_coords(ph)
+    ax = sd[sd.series_description == 'Axial T2']
+    two = ax.groupby('study_id').series_id.nunique()
+    labelled = co[co.series_id.isin(ax.series_id)].groupby('study_id').series_id.nunique()
+    assert (labelled.reindex(two[two > 1].index) == 2).any(), labelled      # both axial series of a study carry points
+    sub = co[co.condition.str.contains('Subarticular')].assign(side=lambda d: d.condition.str.split().str[0])
+    pairs = sub.pivot_table(index=['study_id', 'level'], columns='side', values='series_id', aggfunc='first').dropna()
+    assert (pairs.Left != pairs.Right).any()                # left and right of a level on different series
+
+def test_version_2_rescaled_files_decode_to_the_values(ph):
+    "stored = (value − intercept) / slope fits uint16, and the reader's values (stored × slope + intercept) are not negative."
+    from lumbar_rsna.dicom import read_dicom
+    files = [f for f in sorted(ph.glob('*_images/*/*/*.dcm')) if float(pydicom.dcmread(f, stop_before_pixels=True).get('RescaleIntercept', 0)) < 0]
+    assert files
+    for f in files[::max(1, len(files) // 20)]:
+        ds, value = read_dicom(f)
+        stored = pydicom.dcmread(f).pixel_array
+        assert stored.max() < 65535 and stored.min() >= -float(ds.RescaleIntercept) / float(ds.RescaleSlope) - 1
+        assert value.dtype == np.float32 and value.min() > -2 and value.max() > 100, (f, value.min(), value.max())
