@@ -10,8 +10,9 @@ SPIDER: J. W. van der Graaf et al., "Lumbar spine segmentation in MR images: a d
 Scientific Data 11, 264 (2024), CC BY 4.0. Its images stay in the temporary folders this bench writes.
 
 The recipe is the localiser's `demo` recipe (test_efficientnet, random weights) with the bench's own defaults on top
-(`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field; `--set max_gap_mm=0` is the first
-contact's recipe). `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
+(`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field; `--set max_gap_mm=0 image_size=96
+cache_size=96 shared_slice=0` is the first contact's recipe). `--runs K` trains K runs validating on other folds and
+localises with their ensemble. `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
 training (e.g. with another `max_gap_mm`). Run it with OMP_NUM_THREADS=1 on a shared machine; the wall times printed
 are measured, under whatever load there is."""
 import argparse, contextlib, io, json, os, subprocess, sys, tempfile, time, warnings
@@ -27,7 +28,9 @@ from lumbar_rsna.analysis import localization_errors, localization_report, local
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/'shared'
 SERIES = 'Sagittal T2/STIR'
-BENCH = dict(epochs=80, patience=80, max_gap_mm=55.0)   # on top of the demo recipe: the first contact's (80 epochs), no level skipping a disc
+BENCH = dict(epochs=80, patience=80, max_gap_mm=55.0,   # on top of the demo recipe: the first contact's 80 epochs, no level skipping a disc,
+             image_size=192, cache_size=192,        # twice the demo's input: a heatmap cell of ~3.7 mm on SPIDER's 352 mm field
+             shared_slice=5.0)                      # the levels' shared evidence in each level's slice (`localize.level_slices`)
 INFERENCE = ('max_gap_mm', 'shared_slice')                  # settings used only when localising: a kept run can be localised again with others
 
 
