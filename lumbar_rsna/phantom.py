@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_phantom.ipynb #c003
 from __future__ import annotations
-import json, math, multiprocessing, os, shutil
+import dataclasses, json, math, multiprocessing, os, shutil
 import lumbar_rsna
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,11 +23,12 @@ from .core import (split_label_col, CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS
 __all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'PHANTOM_VERSIONS', 'PHANTOM_VERSION',
            'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SERIES_KINDS', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS',
            'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades', 'severity_strings',
-           'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'Spine', 'landmark',
-           'structure_extent', 'random_spine', 'spine_coords', 'render', 'SeriesGeom', 'sagittal_geometry',
-           'axial_geometry', 'render_slice', 'make_series', 'write_dicom', 'make_study', 'make_phantom',
-           'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width', 'folder_digest',
-           'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
+           'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'level_strain',
+           'Spine', 'landmark', 'structure_extent', 'random_spine', 'spine_coords', 'render', 'SeriesGeom',
+           'sagittal_geometry', 'axial_geometry', 'render_slice', 'make_series', 'write_dicom', 'make_study',
+           'make_phantom', 'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width',
+           'folder_digest', 'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent',
+           'plot_label_comparison']
 
 # %% ../nbs/01_phantom.ipynb #c006
 _CON, _LEV = np.array([(CONDITIONS.index(c), LEVELS.index(l)) for c, l in map(split_label_col, LABEL_COLS)]).T
@@ -168,7 +169,12 @@ DISCS = ('T10/T11', 'T11/T12', 'T12/L1', *LEVEL_NAMES.values())   # drawn discs,
 LUMBAR = 3                                                           # index of L1/L2 in DISCS
 TISSUES = {                                                          # tissue → (T1, T2, STIR) intensity
     'air': (0.0, 0.0, 0.0), 'soft': (0.35, 0.28, 0.25), 'fat': (0.9, 0.55, 0.12), 'bone': (0.55, 0.3, 0.2),
-    'cortex': (0.15, 0.12, 0.1), 'disc': (0.3, 0.6, 0.55), 'csf': (0.08, 0.95, 0.95), 'recess': (0.75, 0.85, 0.8)}
+    'cortex': (0.15, 0.12, 0.1), 'disc': (0.3, 0.6, 0.55), 'csf': (0.08, 0.95, 0.95), 'recess': (0.75, 0.85, 0.8),
+    # version 2's own tissues (version 1 draws contrast factors for the eight above only)
+    'marrow': (0.62, 0.42, 0.2), 'nucleus': (0.32, 0.82, 0.72), 'annulus': (0.2, 0.2, 0.18),
+    'ligament': (0.13, 0.1, 0.1), 'muscle': (0.33, 0.24, 0.19), 'nerve': (0.36, 0.42, 0.4),
+    'joint': (0.2, 0.7, 0.62), 'vessel': (0.04, 0.05, 0.07), 'bowel': (0.3, 0.5, 0.55)}
+_V1_TISSUES = 8
 
 # %% ../nbs/01_phantom.ipynb #c019
 def finding_size(z: np.ndarray,            # latents (n, 25)
@@ -178,6 +184,14 @@ def finding_size(z: np.ndarray,            # latents (n, 25)
     t = reader_thresholds(model)
     g = 1 + (z - t[:, 0]) / (t[:, 1] - t[:, 0])          # 1 at the Moderate threshold, 2 at the Severe one
     return 1 - 0.9 / (1 + np.exp(-3 * (g - 1.2)))
+
+# %% ../nbs/01_phantom.ipynb #72dae693
+def level_strain(sizes: np.ndarray, # the 25 finding sizes (`finding_size`)
+                ) -> np.ndarray:    # (8,) per disc of `DISCS`, in [0, 0.9]; 0 above the lumbar levels
+    "1 − the weighted mean finding size of each disc's level (the canal weighted twice, each other cell once)."
+    w = np.array([2.0 if c == 'spinal_canal_stenosis' else 1.0 for c in CONDITIONS])
+    sz = np.asarray(sizes, float)[[[LABEL_COLS.index(f'{c}_{l}') for c in CONDITIONS] for l in LEVELS]]
+    return np.r_[np.zeros(LUMBAR), 1 - sz @ w / w.sum()]
 
 # %% ../nbs/01_phantom.ipynb #c021
 def _rot(axis: int, deg: float) -> np.ndarray:
@@ -193,16 +207,20 @@ def _rot(axis: int, deg: float) -> np.ndarray:
 # %% ../nbs/01_phantom.ipynb #c023
 @dataclass
 class Spine:
-    "One study's anatomy: its discs (head to feet), finding sizes, body outline and tissue texture."
+    "One study's anatomy: its discs (head to feet), finding sizes, body outline and tissue texture (version 2: more)."
     centers: np.ndarray    # (8, 3) disc centres, patient mm
     frames: np.ndarray     # (8, 3, 3) disc frames, columns: left, posterior, up
     half: np.ndarray       # (8,) half disc heights, mm
     scale: float
     sizes: np.ndarray      # (25,) finding sizes in train.csv's column order
-    outline: np.ndarray    # body outline: centre x, y (mm), semi-axes x, y (mm), fat thickness (mm)
+    outline: np.ndarray    # body outline: centre x, y (mm; version 2: from the canal's centre line), semi-axes, fat (mm)
     waves: np.ndarray      # (k, 4): wave vector (1/mm) and phase of the marrow and muscle texture
     contrast: np.ndarray   # (n_tissues,) per-study factor on each tissue's intensity
     version: int = 1       # the phantom version that drew it (`PHANTOM_VERSIONS`)
+    body: np.ndarray | None = None         # (8,) height of the vertebral body above each disc, mm
+    degeneration: np.ndarray | None = None # (8,) version 2: each disc's degeneration, 0 (young) to 1 (black disc)
+    noise: np.ndarray | None = None        # version 2: (n, n, n) periodic smooth noise, the tissues' texture
+    anatomy: dict | None = None            # version 2: centre line, facet angles, conus, nerve roots, muscles
 
     def size(self, condition: str, disc: int) -> float:
         "Structure size of `condition` at disc index `disc` (1 above the lumbar levels)."
@@ -261,6 +279,7 @@ def random_spine(sizes: np.ndarray,        # the 25 finding sizes (`finding_size
     twist = np.cumsum(rng.normal(0, 1, 8)) + rng.normal(0, 2)
     frames = np.stack([_rot(1, lean[k]) @ _rot(0, tilt[k]) @ _rot(2, twist[k]) for k in range(8)])
     half = s * np.clip(rng.normal([6, 6.5, 7, 8, 9, 10, 10.5, 9.5], 1.2), 5, 12) / 2
+    if version >= 2: half = half * (1 - 0.4 * level_strain(sizes))      # a strained level's disc is lower
     # the vertebral body above each disc
     body = s * np.clip(rng.normal([23, 24, 25, 26, 27, 28, 28, 27], 1.5) + rng.normal(0, 1.5), 22, 32)
     centers = np.zeros((8, 3))
@@ -274,8 +293,42 @@ def random_spine(sizes: np.ndarray,        # the 25 finding sizes (`finding_size
     k = rng.normal(size=(4, 3))
     k *= (2 * np.pi / rng.uniform(4, 14, 4) / np.linalg.norm(k, axis=1))[:, None]
     waves = np.c_[k, rng.uniform(0, 2 * np.pi, 4)]
-    return Spine(centers, frames, half, s, np.asarray(sizes, float), outline, waves, rng.normal(1, 0.07, len(TISSUES)),
-                 version)
+    spine = Spine(centers, frames, half, s, np.asarray(sizes, float), outline, waves,
+                  rng.normal(1, 0.07, _V1_TISSUES), version, body)
+    if version < 2: return spine
+    return _anatomy_v2(spine, np.random.default_rng(rng.integers(2**63)))     # its own generator: one draw here
+
+# %% ../nbs/01_phantom.ipynb #852aa9b2
+def _centre_line(spine: Spine) -> np.ndarray:
+    "(4, 12): z ascending (mm), x and y of the canal's centre there (mm), and the disc index (8 and more: the sacrum)."
+    s = spine.scale
+    pts = [spine.to_patient(0, (0, 6 * s, 200))] + [spine.to_patient(k, (0, 6 * s, 0)) for k in range(8)]
+    pts += [spine.to_patient(7, (0, 6 * s + d * d / 180, -d)) for d in (20, 40, 60)]
+    p = np.array(pts)[::-1]
+    return np.stack([p[:, 2], p[:, 0], p[:, 1], np.r_[-8, np.arange(8), 8.2, 8.5, 8.8][::-1]])
+
+# %% ../nbs/01_phantom.ipynb #1dff466f
+def _noise_volume(rng: np.random.Generator, n: int = 32,
+                  sigma: float = 1.3, # smoothing, voxels
+                 ) -> np.ndarray:     # (n, n, n) float32, mean 0, standard deviation 1
+    "Periodic Gaussian noise smoothed by a Gaussian of `sigma` voxels (in Fourier space)."
+    f = np.fft.fftfreq(n)
+    k2 = f[:, None, None] ** 2 + f[None, :, None] ** 2 + f[None, None, :] ** 2
+    v = np.fft.ifftn(np.fft.fftn(rng.normal(size=(n, n, n))) * np.exp(-2 * (np.pi * sigma) ** 2 * k2)).real
+    return ((v - v.mean()) / v.std()).astype(np.float32)
+
+# %% ../nbs/01_phantom.ipynb #00fbf516
+def _anatomy_v2(spine: Spine, rng: np.random.Generator) -> Spine:
+    "`spine` with version 2's extra anatomy, drawn from `rng` (a generator of its own)."
+    strain = level_strain(spine.sizes)
+    age = rng.uniform(0, 0.35)
+    degen = np.clip(age + 1.3 * strain + rng.normal(0, 0.12, 8) + 0.04 * np.arange(8) - 0.15, 0, 1)
+    back, fat, ax, ay = rng.uniform(62, 100), rng.uniform(6, 32), rng.uniform(125, 175), rng.uniform(95, 130)
+    anatomy = dict(line=_centre_line(spine), facet=np.linspace(30, 50, 8) + rng.normal(0, 5, 8),
+                   conus=rng.uniform(2.3, 3.4), roots=rng.uniform(-1, 1, (14, 2)), psoas=rng.uniform(0.8, 1.2))
+    contrast = np.r_[spine.contrast, rng.normal(1, 0.07, len(TISSUES) - _V1_TISSUES)]
+    return dataclasses.replace(spine, outline=np.array([rng.normal(0, 5), back - ay, ax, ay, fat]), contrast=contrast,
+                               degeneration=degen, noise=_noise_volume(rng), anatomy=anatomy)
 
 # %% ../nbs/01_phantom.ipynb #035cf57c
 def spine_coords(spine: Spine, pts: np.ndarray, # patient points (N, 3)
@@ -295,25 +348,80 @@ def spine_coords(spine: Spine, pts: np.ndarray, # patient points (N, 3)
     return xy[:, 0], xy[:, 1], np.where(upper, up[:, 2], lo[:, 2]), np.where(upper, j, j + 1)
 
 # %% ../nbs/01_phantom.ipynb #3fde241b
+def _noise(spine: Spine, pts: np.ndarray, # patient points (N, 3), mm
+           voxel,                         # (3,) mm per voxel of the field along x, y, z
+          ) -> np.ndarray:                # (N,), standard deviation about 1
+    "The study's random field at `pts`, read trilinearly (it repeats every n voxels)."
+    vol = spine.noise.ravel()
+    n = spine.noise.shape[0]
+    u = pts / np.asarray(voxel, pts.dtype)
+    i0 = np.floor(u)
+    f = u - i0
+    i0 = i0.astype(np.int64) % n
+    i1 = (i0 + 1) % n
+    out = 0
+    for ia, wa in ((i0[:, 0], 1 - f[:, 0]), (i1[:, 0], f[:, 0])):
+        for ib, wb in ((i0[:, 1], 1 - f[:, 1]), (i1[:, 1], f[:, 1])):
+            base = (ia * n + ib) * n
+            out = out + wa * wb * ((1 - f[:, 2]) * vol[base + i0[:, 2]] + f[:, 2] * vol[base + i1[:, 2]])
+    return out
+
+# %% ../nbs/01_phantom.ipynb #2d1e4a7d
 def _tissues(spine: Spine, contrast: int) -> dict:
     "This study's intensity of each tissue in `contrast` (0 T1, 1 T2, 2 STIR)."
     return {t: v[contrast] * c for (t, v), c in zip(TISSUES.items(), spine.contrast)}
 
 def _texture(spine: Spine, pts: np.ndarray) -> np.ndarray:
-    "The marrow and muscle texture at patient points (N, 3), in [−1, 1]."
+    "The marrow and muscle texture at patient points (N, 3): in [−1, 1]; version 2: muscle fibres along the spine, sd 1."
+    if spine.version >= 2: return _noise(spine, pts, (2.0, 2.0, 7.0))
     phase = np.einsum('nd,kd->nk', pts, spine.waves[:, :3].astype(pts.dtype)) + spine.waves[:, 3].astype(pts.dtype)
     return np.sin(phase).mean(1)
 
 # %% ../nbs/01_phantom.ipynb #1950ef34
 def _outline(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np.ndarray:
     "Air, subcutaneous fat and muscle: everything but the spine."
+    if spine.version >= 2: return _outline_v2(spine, pts, val, tex)
     cx, cy, ax, ay, fat = spine.outline
     r = ((pts[:, 0] - cx) / ax) ** 2 + ((pts[:, 1] - cy) / ay) ** 2
     return np.where(r < 1, np.where(r > (1 - fat / ay) ** 2, val['fat'], val['soft'] * (1 + 0.15 * tex)), val['air'])
 
 # %% ../nbs/01_phantom.ipynb #7f058d9e
+def _ellipse(X, Y, cx, cy, rx, ry) -> np.ndarray:
+    "Inside the ellipse of centre (cx, cy) and semi-axes rx, ry."
+    return ((X - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2 < 1
+
+def _outline_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np.ndarray:
+    "Version 2's everything but the spine: body wall, abdomen, paraspinal muscles, great vessels."
+    lz, lx, ly, lk = spine.anatomy['line']
+    z = pts[:, 2]
+    X, Y, k = pts[:, 0] - np.interp(z, lz, lx), pts[:, 1] - np.interp(z, lz, ly), np.interp(z, lz, lk)
+    ox, oy, ax, ay, fat = spine.outline
+    r = (np.abs(X - ox) / ax) ** 2.5 + (np.abs(Y - oy) / ay) ** 2.5
+    depth = (1 - r ** 0.4) * ay                              # mm inside the skin, about
+    sub = fat * np.where(Y < oy, 1.3, 1.0)                   # subcutaneous fat, thicker in front
+    muscle = val['muscle'] * (1 + 0.1 * tex)
+    b = _noise(spine, pts + 50, (2.2, 2.2, 3.5))
+    gut = val['bowel'] + (val['fat'] - val['bowel']) * np.clip(b - 0.5, 0, 1)   # bowel loops in mesenteric fat
+    out = np.where(r < 1, np.where(Y < -44 + 0.004 * X * X + 6 * b, gut, val['fat'] * 0.9), val['air'])
+    out = np.where((depth > sub) & (depth < sub + 7), muscle, out)      # the abdominal wall
+    ax_ = np.abs(X)
+    back = (depth > sub) & (ax_ > 2.5) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)
+    gm = np.clip((k - 3) / 5, 0, 1)
+    mf = ((ax_ - 12 - 2 * gm) / (9 + 4 * gm)) ** 2 + ((Y - 32) / 16) ** 2    # multifidus, larger toward the sacrum
+    out = np.where(back, np.where(np.abs(mf - 1) < 0.12, val['fat'], muscle), out)
+    g = np.clip((k - 3) / 3.5, 0, 1) * spine.anatomy['psoas']
+    ps = ((ax_ - 24 - 13 * g) / (6 + 11 * g)) ** 2 + ((Y + 17 + 3 * g) / (6 + 9 * g)) ** 2
+    out = np.where((k > 2.6) & (k < 8) & (ps < 1.12), np.where(ps < 1, muscle, val['fat']), out)
+    out = np.where((k > 2.5) & (k < 6.6) & _ellipse(ax_, Y, 58, 2, 15, 7), muscle, out)   # quadratus lumborum
+    aorta = (k < 5.6) & _ellipse(X, Y, 14, -50, 10, 10)
+    iliac = (k >= 5.6) & _ellipse(ax_, Y, 14 + 14 * (k - 5.6), -50, 6.5, 6.5)
+    ivc = (k < 6.2) & _ellipse(X, Y, -17, -46, 11, 8)
+    return np.where((aorta | iliac | ivc) & (r < 1), val['vessel'], out)
+
+# %% ../nbs/01_phantom.ipynb #df2824df
 def _spine(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.ndarray) -> np.ndarray:
     "`out` with the spine drawn over it: bodies, discs, posterior elements, canal, foramina, recesses."
+    if spine.version >= 2: return _spine_v2(spine, pts, val, tex, out)
     x, y, h, k = spine_coords(spine, pts)
     s, out = spine.scale, out.copy()
     near = (np.abs(x) < 26 * s) & (y > -38 * s) & (y < 40 * s)          # the rest is not spine: skip it
@@ -340,6 +448,169 @@ def _spine(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.nd
     cx, cy, rx, ry, rz = STRUCTURES['subarticular_stenosis']
     recess = ((np.abs(x) - cx * s) / (rx * s * re)) ** 2 + ((y - cy * s) / (ry * s * re)) ** 2 < 1
     full[near] = np.where(recess & (np.abs(h) < rz * s) & ~sacrum, val['recess'], out)
+    return full
+
+# %% ../nbs/01_phantom.ipynb #0e161310
+def _vertebra(spine: Spine, k: np.ndarray, H: np.ndarray, # disc index and height above it (mm at scale 1), (N,)
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # vertebra index, mm below its upper and above its lower endplate
+    "Each point's vertebra (8 = the sacrum) and its distances from that vertebra's two endplates, at scale 1."
+    hk = spine.half[k] / spine.scale
+    below = H < 0
+    B = np.r_[spine.body / spine.scale, 300.0][k + below]
+    e_up = np.where(below, -H - hk, B - (H - hk))
+    return k + below, e_up, B - e_up
+
+# %% ../nbs/01_phantom.ipynb #de5fb4da
+@dataclass
+class _Frame:
+    "Version 2's coordinates (mm at scale 1) of the points near the spine, each array (N,)."
+    X: np.ndarray     # lateral, left +
+    Y: np.ndarray     # posterior
+    Yc: np.ndarray    # posterior, following the sacrum's backward curve below S1
+    H: np.ndarray     # height above the nearest disc
+    k: np.ndarray     # that disc's index
+    hk: np.ndarray    # its half height
+    v: np.ndarray     # the vertebra (`_vertebra`; 8 = the sacrum)
+    e_up: np.ndarray  # below its upper endplate
+    e_lo: np.ndarray  # above its lower endplate
+    dd: np.ndarray    # depth below S1's upper endplate, 0 above the sacrum
+    nz: np.ndarray    # the marrow's texture, standard deviation about 1
+
+def _frame_v2(spine: Spine, x, y, h, k, pts: np.ndarray) -> _Frame:
+    "The `_Frame` of points with `spine_coords` x, y, h, k (mm) at patient points `pts`."
+    s = spine.scale
+    X, Y, H = x / s, y / s, h / s
+    v, e_up, e_lo = _vertebra(spine, k, H)
+    dd = np.where(v == 8, np.maximum(e_up, 0), 0.0)
+    return _Frame(X, Y, Y - dd * dd / 180, H, k, spine.half[k] / s, v, e_up, e_lo, dd, _noise(spine, pts, (1.6,) * 3))
+
+# %% ../nbs/01_phantom.ipynb #f19b11a1
+def _bone(val: dict, inside: np.ndarray, # mm inside the bone's surface
+          nz: np.ndarray, rim: float = 1.1) -> np.ndarray:
+    "Cortex within `rim` mm of the surface, textured marrow further in."
+    return np.where(inside < rim, val['cortex'], val['marrow'] * (1 + 0.13 * nz))
+
+def _rounded(d_wall: np.ndarray, e_end: np.ndarray, rc: float = 3.0) -> np.ndarray:
+    "Depth (mm) inside a body whose wall is `d_wall` and endplate `e_end` mm away, its edges rounded to radius `rc`."
+    a, b = np.maximum(rc - d_wall, 0), np.maximum(rc - e_end, 0)
+    return np.where((a > 0) & (b > 0), rc - np.sqrt(a * a + b * b), np.minimum(d_wall, e_end))
+
+# %% ../nbs/01_phantom.ipynb #ff53ae79
+def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
+    "`o` with the vertebral bodies, the sacrum and the discs drawn over it."
+    sac = g.v == 8
+    seg = np.array([0, 27, 47, 64, 79])                                  # S1 to S5
+    e_end = np.where(sac, np.abs(g.dd[:, None] - seg).min(1), np.minimum(g.e_up, g.e_lo))
+    B = g.e_up + g.e_lo
+    waist = 1 - 0.05 * np.sin(np.pi * np.clip(g.e_lo / B, 0, 1))
+    taper = np.where(sac, np.clip(1 - g.dd / 120, 0.25, 1), 1.0)
+    ax, ay = 21 * waist * taper, 16.5 * waist * taper
+    yb = g.Yc + 19.5 * taper - (1 - taper) * 6
+    yb = yb + np.where(yb > 0, 1.8 * np.clip(1 - (g.X / ax) ** 2, 0, 1), 0)     # the concave posterior wall
+    rho = ((np.abs(g.X) / ax) ** 3 + (np.abs(yb) / ay) ** 3) ** (1 / 3)
+    d_wall = (1 - rho) * ay
+    inside = _rounded(d_wall, e_end)
+    o = np.where((inside > 0) & (e_end > 0) & (g.dd < 92), _bone(val, inside, g.nz), o)
+    vein = (np.abs(g.X) < 2) & (np.abs(g.e_lo - B / 2) < 1.3) & (yb > 9) & (inside > 0) & ~sac
+    o = np.where(vein, val['csf'] * 0.6, o)
+    o = np.where(sac & (g.dd > 5) & (g.dd < 92) & (e_end <= 0) & (d_wall > 0), val['annulus'] * 1.3, o)
+    ax_ = np.abs(g.X)
+    wing = np.minimum(np.minimum(g.Yc + 24 - 0.3 * g.dd, 9 - g.Yc), 48 - 0.45 * g.dd - ax_)
+    o = np.where(sac & (g.dd < 45) & (ax_ > 12) & (wing > 0), _bone(val, wing, g.nz), o)     # S1's alae
+    d = spine.degeneration[g.k]
+    bulge = (0.6 + 2.8 * d) * np.clip(1 - (g.H / np.maximum(g.hk, 1e-3)) ** 2, 0, 1)
+    disc = (np.abs(g.H) < g.hk) & (rho < 1 + bulge / 16.5)
+    q = (g.X / 13) ** 2 + ((g.Y + 18) / 9.5) ** 2 + (g.H / (0.8 * g.hk)) ** 2
+    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.85 * d) * np.where(np.abs(g.H) < 0.5, 0.6, 1)
+    return np.where(disc, val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus, o)
+
+# %% ../nbs/01_phantom.ipynb #bbd9a4c0
+def _posterior_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
+    "`o` with the pedicles, transverse processes, laminae, ligamenta flava, facet joints and spinous processes."
+    sac, ax_, X, Y = g.v == 8, np.abs(g.X), g.X, g.Y
+    ped = ((ax_ - 15.5) / 4.6) ** 2 + ((g.e_up - 10) / 6.8) ** 2
+    o = np.where((ped < 1) & (Y > -6) & (Y < 12) & (~sac | (g.dd < 20)), _bone(val, (1 - np.sqrt(ped)) * 4.6, g.nz), o)
+    tv = np.abs(g.e_up - 10)
+    tp = np.minimum(np.minimum(Y - 5, 14 - Y), np.minimum(5.5 - tv, 38 - 0.5 * tv - ax_))
+    o = np.where((tp > 0) & (ax_ > 17) & ~sac, _bone(val, tp, g.nz), o)
+    t = np.clip(((ax_ - 13) * -13 + (Y - 15) * 9) / (13 * 13 + 9 * 9), 0, 1)
+    dl = np.hypot(ax_ - 13 + 13 * t, Y - 15 - 9 * t)                      # from the plate pedicle → midline
+    at_lamina = (g.e_up > 1.5) & (g.e_lo > 4 - 0.3 * (Y - 14)) & (~sac | (g.dd < 85))
+    strain = level_strain(spine.sizes)[g.k]
+    flavum = (dl < 2.4 + 3 * strain) & ~at_lamina & (np.abs(g.H) < g.hk + 10) & (Y > 8)
+    o = np.where(flavum, val['ligament'] * 1.3, o)
+    o = np.where((dl < 2.8) & at_lamina, _bone(val, 2.8 - dl, g.nz), o)
+    phi = np.deg2rad(spine.anatomy['facet'][g.k])
+    al = (ax_ - 17) * np.sin(phi) + (Y - 19) * np.cos(phi)                  # along the joint
+    sd = (ax_ - 17) * np.cos(phi) - (Y - 19) * np.sin(phi) + 0.05 * al ** 2 - 1   # across it, curved
+    pr = (sd / 7) ** 2 + (al / 9.5) ** 2
+    pillar = (pr < 1) & (~sac | (g.dd < 12))
+    o = np.where(pillar, _bone(val, (1 - np.sqrt(pr)) * 6, g.nz), o)
+    joint = (g.H > -12) & (g.H < 9) & pillar
+    o = np.where(joint & (np.abs(sd) < 2.0), val['ligament'] * 2.2, o)     # cartilage
+    o = np.where(joint & (np.abs(sd) < 0.8), val['joint'], o)
+    hs = g.H + 0.25 * (Y - 22)                                              # spinous processes slope down
+    w = 3.0 - 0.02 * (Y - 22)
+    sp = np.minimum(np.minimum(w - ax_, hs + 6), np.minimum(14 - hs, 55 - 0.1 * np.abs(hs - 5) - Y))
+    o = np.where((ax_ < 2.2) & (Y > 21) & (Y < 56) & ~sac, val['ligament'] * 1.5, o)     # interspinous ligaments
+    o = np.where((sp > 0) & (Y > 21) & ~sac, _bone(val, sp * 1.5, g.nz), o)
+    crest = sac & (ax_ < 3) & (g.Yc > 12) & (g.Yc < 22 - 0.1 * g.dd) & (g.dd < 70)
+    return np.where(crest, _bone(val, 3 - ax_, g.nz), o)
+
+# %% ../nbs/01_phantom.ipynb #e08dc987
+def _canal_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
+    "`o` with the epidural fat, the dural sac at its finding's size, and the cord or cauda equina in it."
+    sac, X, Yc = g.v == 8, g.X, g.Yc
+    cx, cy, rx, ry, rz = STRUCTURES['spinal_canal_stenosis']
+    size = np.array([spine.size('spinal_canal_stenosis', i) for i in range(8)])[g.k]
+    f = 1 - (1 - size) * np.exp(-g.H ** 2 / (2 * rz ** 2))
+    envelope = ((X / (rx + 1.5)) ** 2 + ((Yc - cy) / (ry + 2.0)) ** 2 < 1) & (~sac | (g.dd < 85))
+    o = np.where(envelope, np.where(Yc > cy, val['fat'], val['fat'] * 0.6), o)
+    room = (X / rx) ** 2 + ((Yc - cy) / ry) ** 2 < 1
+    o = np.where(room & (f < 0.97) & ~sac, np.where(Yc < cy, val['annulus'], val['ligament'] * 1.3), o)
+    cone = np.maximum(np.where(sac, np.clip(1 - (g.dd - 10) / 25, 0, 1), 1.0), 1e-3)
+    u, w = X / (rx * f * cone), (Yc - cy) / (ry * f * cone)
+    dural = u * u + w * w < 1
+    o = np.where(dural, val['csf'], o)
+    kk = g.k - g.H / 30                                                     # disc index, fractional
+    conus = spine.anatomy['conus']
+    cord = dural & ((X / 1.1) ** 2 + (Yc - cy - 1) ** 2 < (4.2 * np.clip(conus - kk, 0, 1) ** 0.6) ** 2)
+    o = np.where(cord, val['nerve'], o)
+    roots = sum(np.exp(-((u - 0.55 * a) ** 2 + (w - 0.35 - 0.45 * b) ** 2) / 0.004) for a, b in spine.anatomy['roots'])
+    return np.where(dural & ~cord & (kk > conus - 0.2), o * (1 - 0.5 * np.clip(roots, 0, 1)), o)
+
+# %% ../nbs/01_phantom.ipynb #5af8159c
+def _foramina_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
+    "`o` with each foramen (fat, exiting root) and subarticular recess at its finding's size."
+    sac, ax_, Y, H = g.v == 8, np.abs(g.X), g.Y, g.H
+    side = lambda cond: np.array([[spine.size(f'{s}_{cond}', i) for i in range(8)] for s in ('right', 'left')])
+    fo = side('neural_foraminal_narrowing')[(g.X > 0).astype(int), g.k]
+    cx, cy, rx, ry, rz = STRUCTURES['neural_foraminal_narrowing']
+    room = ((ax_ - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2 + (H / rz) ** 2 < 1
+    o = np.where(room & ~sac & (fo < 0.97), np.where(Y < cy, val['annulus'] * 1.4, val['ligament'] * 1.6), o)
+    fat = ((ax_ - cx) / rx) ** 2 + ((Y - cy) / (ry * fo)) ** 2 + (H / (rz * fo)) ** 2 < 1
+    o = np.where(fat & ~sac, val['fat'], o)
+    root = ((ax_ - cx) / 3) ** 2 + ((Y - cy - 1) / 3) ** 2 + ((H - 6.5 * fo - 4) / 3.5) ** 2 < 1
+    o = np.where(root & ~sac, val['nerve'], o)
+    re = side('subarticular_stenosis')[(g.X > 0).astype(int), g.k]
+    cx, cy, rx, ry, rz = STRUCTURES['subarticular_stenosis']
+    recess = ((ax_ - cx) / (rx * re)) ** 2 + ((Y - cy) / (ry * re)) ** 2 < 1
+    return np.where(recess & (np.abs(H) < rz) & ~sac, val['recess'], o)
+
+# %% ../nbs/01_phantom.ipynb #e5cc9e2b
+def _spine_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.ndarray) -> np.ndarray:
+    "`out` with version 2's spine drawn over it."
+    x, y, h, k = spine_coords(spine, pts)
+    s = spine.scale
+    ax_ = np.abs(x)
+    near = ((ax_ < 26 * s) & (y > -40 * s) & (y < 64 * s)) | ((ax_ < 42 * s) & (y > 2 * s) & (y < 19 * s))
+    near |= (k == 7) & (h < 0) & (ax_ < 50 * s) & (y > -38 * s) & (y < 22 * s)
+    i = np.flatnonzero(near)
+    g = _frame_v2(spine, x[i], y[i], h[i], k[i], pts[i])
+    o = out[i]
+    for part in (_bodies_v2, _posterior_v2, _canal_v2, _foramina_v2): o = part(spine, g, val, o)
+    full = out.copy()
+    full[i] = o
     return full
 
 # %% ../nbs/01_phantom.ipynb #240ca088
@@ -505,6 +776,9 @@ def _spine_box(spine: Spine, geom: SeriesGeom, s: int, gr: int, gc: int) -> tupl
     ez, reach = spine.frames[:, :, 2], 48 * spine.scale
     chain = np.concatenate([spine.centers[:1] + np.linspace(120, 10, 12)[:, None] * ez[:1], spine.centers,
                             spine.centers[-1:] - np.linspace(10, 90, 9)[:, None] * ez[-1:]])
+    if spine.version >= 2:                          # and the spinous processes, 20 mm further back
+        back = spine.frames[np.r_[[0] * 12, np.arange(8), [7] * 9], :, 1]
+        chain = np.concatenate([chain, chain + 20 * spine.scale * back])
     d = chain - geom.positions[s]
     near = np.abs(d @ geom.normals[s]) < reach
     if not near.any(): return slice(0, 0), slice(0, 0)
