@@ -173,7 +173,7 @@ TISSUES = {                                                          # tissue �
     # version 2's own tissues (version 1 draws contrast factors for the eight above only)
     'marrow': (0.62, 0.42, 0.2), 'nucleus': (0.32, 0.82, 0.72), 'annulus': (0.2, 0.2, 0.18),
     'ligament': (0.13, 0.1, 0.1), 'muscle': (0.33, 0.24, 0.19), 'nerve': (0.36, 0.42, 0.4),
-    'joint': (0.2, 0.7, 0.62), 'vessel': (0.04, 0.05, 0.07), 'bowel': (0.3, 0.5, 0.55)}
+    'joint': (0.2, 0.7, 0.62), 'vessel': (0.04, 0.05, 0.07), 'bowel': (0.3, 0.5, 0.42)}
 _V1_TISSUES = 8
 
 # %% ../nbs/01_phantom.ipynb #c019
@@ -300,12 +300,11 @@ def random_spine(sizes: np.ndarray,        # the 25 finding sizes (`finding_size
 
 # %% ../nbs/01_phantom.ipynb #852aa9b2
 def _centre_line(spine: Spine) -> np.ndarray:
-    "(4, 12): z ascending (mm), x and y of the canal's centre there (mm), and the disc index (8 and more: the sacrum)."
+    "(4, 10): z ascending (mm), x and y of the canal's centre there (mm), and the disc index (8 = 30 mm below L5/S1)."
     s = spine.scale
     pts = [spine.to_patient(0, (0, 6 * s, 200))] + [spine.to_patient(k, (0, 6 * s, 0)) for k in range(8)]
-    pts += [spine.to_patient(7, (0, 6 * s + d * d / 180, -d)) for d in (20, 40, 60)]
-    p = np.array(pts)[::-1]
-    return np.stack([p[:, 2], p[:, 0], p[:, 1], np.r_[-8, np.arange(8), 8.2, 8.5, 8.8][::-1]])
+    p = np.array(pts + [pts[-1] - [0, 0, 30]])[::-1]
+    return np.stack([p[:, 2], p[:, 0], p[:, 1], np.r_[-8, np.arange(9)][::-1]])
 
 # %% ../nbs/01_phantom.ipynb #1dff466f
 def _noise_volume(rng: np.random.Generator, n: int = 32,
@@ -325,7 +324,7 @@ def _anatomy_v2(spine: Spine, rng: np.random.Generator) -> Spine:
     degen = np.clip(age + 1.3 * strain + rng.normal(0, 0.12, 8) + 0.04 * np.arange(8) - 0.15, 0, 1)
     back, fat, ax, ay = rng.uniform(62, 100), rng.uniform(6, 32), rng.uniform(125, 175), rng.uniform(95, 130)
     anatomy = dict(line=_centre_line(spine), facet=np.linspace(30, 50, 8) + rng.normal(0, 5, 8),
-                   conus=rng.uniform(2.3, 3.4), roots=rng.uniform(-1, 1, (14, 2)), psoas=rng.uniform(0.8, 1.2))
+                   conus=rng.uniform(2.1, 2.9), roots=rng.uniform(-1, 1, (14, 2)), psoas=rng.uniform(0.8, 1.2))
     contrast = np.r_[spine.contrast, rng.normal(1, 0.07, len(TISSUES) - _V1_TISSUES)]
     return dataclasses.replace(spine, outline=np.array([rng.normal(0, 5), back - ay, ax, ay, fat]), contrast=contrast,
                                degeneration=degen, noise=_noise_volume(rng), anatomy=anatomy)
@@ -372,8 +371,8 @@ def _tissues(spine: Spine, contrast: int) -> dict:
     return {t: v[contrast] * c for (t, v), c in zip(TISSUES.items(), spine.contrast)}
 
 def _texture(spine: Spine, pts: np.ndarray) -> np.ndarray:
-    "The marrow and muscle texture at patient points (N, 3): in [−1, 1]; version 2: muscle fibres along the spine, sd 1."
-    if spine.version >= 2: return _noise(spine, pts, (2.0, 2.0, 7.0))
+    "The marrow and muscle texture at patient points (N, 3): in [−1, 1]; version 2: longer along the spine, sd 1."
+    if spine.version >= 2: return _noise(spine, pts, (1.8, 1.8, 3.0))
     phase = np.einsum('nd,kd->nk', pts, spine.waves[:, :3].astype(pts.dtype)) + spine.waves[:, 3].astype(pts.dtype)
     return np.sin(phase).mean(1)
 
@@ -394,21 +393,22 @@ def _outline_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np
     "Version 2's everything but the spine: body wall, abdomen, paraspinal muscles, great vessels."
     lz, lx, ly, lk = spine.anatomy['line']
     z = pts[:, 2]
-    X, Y, k = pts[:, 0] - np.interp(z, lz, lx), pts[:, 1] - np.interp(z, lz, ly), np.interp(z, lz, lk)
+    at = lambda f: np.interp(z, lz, f).astype(pts.dtype)
+    X, Y, k = pts[:, 0] - at(lx), pts[:, 1] - at(ly), at(lk)
     ox, oy, ax, ay, fat = spine.outline
     r = (np.abs(X - ox) / ax) ** 2.5 + (np.abs(Y - oy) / ay) ** 2.5
     depth = (1 - r ** 0.4) * ay                              # mm inside the skin, about
     sub = fat * np.where(Y < oy, 1.3, 1.0)                   # subcutaneous fat, thicker in front
     muscle = val['muscle'] * (1 + 0.1 * tex)
-    b = _noise(spine, pts + 50, (2.2, 2.2, 3.5))
+    b = tex
     gut = val['bowel'] + (val['fat'] - val['bowel']) * np.clip(b - 0.5, 0, 1)   # bowel loops in mesenteric fat
     out = np.where(r < 1, np.where(Y < -44 + 0.004 * X * X + 6 * b, gut, val['fat'] * 0.9), val['air'])
-    out = np.where((depth > sub) & (depth < sub + 7), muscle, out)      # the abdominal wall
+    out = np.where((depth > sub) & (depth < sub + 7) & (Y < 10), muscle, out)      # the abdominal wall
     ax_ = np.abs(X)
     back = (depth > sub) & (ax_ > 2.5) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)
     gm = np.clip((k - 3) / 5, 0, 1)
     mf = ((ax_ - 12 - 2 * gm) / (9 + 4 * gm)) ** 2 + ((Y - 32) / 16) ** 2    # multifidus, larger toward the sacrum
-    out = np.where(back, np.where(np.abs(mf - 1) < 0.12, val['fat'], muscle), out)
+    out = np.where(back, np.where((np.abs(mf - 1) < 0.12) & (ax_ > 12 + 2 * gm), val['fat'], muscle), out)
     g = np.clip((k - 3) / 3.5, 0, 1) * spine.anatomy['psoas']
     ps = ((ax_ - 24 - 13 * g) / (6 + 11 * g)) ** 2 + ((Y + 17 + 3 * g) / (6 + 9 * g)) ** 2
     out = np.where((k > 2.6) & (k < 8) & (ps < 1.12), np.where(ps < 1, muscle, val['fat']), out)
@@ -454,9 +454,9 @@ def _spine(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.nd
 def _vertebra(spine: Spine, k: np.ndarray, H: np.ndarray, # disc index and height above it (mm at scale 1), (N,)
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # vertebra index, mm below its upper and above its lower endplate
     "Each point's vertebra (8 = the sacrum) and its distances from that vertebra's two endplates, at scale 1."
-    hk = spine.half[k] / spine.scale
+    hk = (spine.half / spine.scale).astype(H.dtype)[k]
     below = H < 0
-    B = np.r_[spine.body / spine.scale, 300.0][k + below]
+    B = np.r_[spine.body / spine.scale, 300.0].astype(H.dtype)[k + below]
     e_up = np.where(below, -H - hk, B - (H - hk))
     return k + below, e_up, B - e_up
 
@@ -474,15 +474,20 @@ class _Frame:
     e_up: np.ndarray  # below its upper endplate
     e_lo: np.ndarray  # above its lower endplate
     dd: np.ndarray    # depth below S1's upper endplate, 0 above the sacrum
-    nz: np.ndarray    # the marrow's texture, standard deviation about 1
+    nz: np.ndarray    # the marrow's texture (`_texture`)
 
-def _frame_v2(spine: Spine, x, y, h, k, pts: np.ndarray) -> _Frame:
-    "The `_Frame` of points with `spine_coords` x, y, h, k (mm) at patient points `pts`."
+    def take(self, i: np.ndarray) -> _Frame:
+        "The points at indices `i`."
+        return _Frame(*(getattr(self, f.name)[i] for f in dataclasses.fields(self)))
+
+def _frame_v2(spine: Spine, x, y, h, k, # `spine_coords` of the points (mm)
+              tex: np.ndarray) -> _Frame:
+    "The `_Frame` of points near the spine."
     s = spine.scale
     X, Y, H = x / s, y / s, h / s
     v, e_up, e_lo = _vertebra(spine, k, H)
     dd = np.where(v == 8, np.maximum(e_up, 0), 0.0)
-    return _Frame(X, Y, Y - dd * dd / 180, H, k, spine.half[k] / s, v, e_up, e_lo, dd, _noise(spine, pts, (1.6,) * 3))
+    return _Frame(X, Y, Y - dd * dd / 180, H, k, (spine.half / s).astype(H.dtype)[k], v, e_up, e_lo, dd, tex)
 
 # %% ../nbs/01_phantom.ipynb #f19b11a1
 def _bone(val: dict, inside: np.ndarray, # mm inside the bone's surface
@@ -517,7 +522,7 @@ def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     ax_ = np.abs(g.X)
     wing = np.minimum(np.minimum(g.Yc + 24 - 0.3 * g.dd, 9 - g.Yc), 48 - 0.45 * g.dd - ax_)
     o = np.where(sac & (g.dd < 45) & (ax_ > 12) & (wing > 0), _bone(val, wing, g.nz), o)     # S1's alae
-    d = spine.degeneration[g.k]
+    d = spine.degeneration.astype(g.H.dtype)[g.k]
     bulge = (0.6 + 2.8 * d) * np.clip(1 - (g.H / np.maximum(g.hk, 1e-3)) ** 2, 0, 1)
     disc = (np.abs(g.H) < g.hk) & (rho < 1 + bulge / 16.5)
     q = (g.X / 13) ** 2 + ((g.Y + 18) / 9.5) ** 2 + (g.H / (0.8 * g.hk)) ** 2
@@ -536,11 +541,11 @@ def _posterior_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarr
     t = np.clip(((ax_ - 13) * -13 + (Y - 15) * 9) / (13 * 13 + 9 * 9), 0, 1)
     dl = np.hypot(ax_ - 13 + 13 * t, Y - 15 - 9 * t)                      # from the plate pedicle → midline
     at_lamina = (g.e_up > 1.5) & (g.e_lo > 4 - 0.3 * (Y - 14)) & (~sac | (g.dd < 85))
-    strain = level_strain(spine.sizes)[g.k]
+    strain = level_strain(spine.sizes).astype(Y.dtype)[g.k]
     flavum = (dl < 2.4 + 3 * strain) & ~at_lamina & (np.abs(g.H) < g.hk + 10) & (Y > 8)
     o = np.where(flavum, val['ligament'] * 1.3, o)
     o = np.where((dl < 2.8) & at_lamina, _bone(val, 2.8 - dl, g.nz), o)
-    phi = np.deg2rad(spine.anatomy['facet'][g.k])
+    phi = np.deg2rad(spine.anatomy['facet']).astype(Y.dtype)[g.k]
     al = (ax_ - 17) * np.sin(phi) + (Y - 19) * np.cos(phi)                  # along the joint
     sd = (ax_ - 17) * np.cos(phi) - (Y - 19) * np.sin(phi) + 0.05 * al ** 2 - 1   # across it, curved
     pr = (sd / 7) ** 2 + (al / 9.5) ** 2
@@ -562,12 +567,13 @@ def _canal_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     "`o` with the epidural fat, the dural sac at its finding's size, and the cord or cauda equina in it."
     sac, X, Yc = g.v == 8, g.X, g.Yc
     cx, cy, rx, ry, rz = STRUCTURES['spinal_canal_stenosis']
-    size = np.array([spine.size('spinal_canal_stenosis', i) for i in range(8)])[g.k]
+    size = np.array([spine.size('spinal_canal_stenosis', i) for i in range(8)], g.H.dtype)[g.k]
     f = 1 - (1 - size) * np.exp(-g.H ** 2 / (2 * rz ** 2))
-    envelope = ((X / (rx + 1.5)) ** 2 + ((Yc - cy) / (ry + 2.0)) ** 2 < 1) & (~sac | (g.dd < 85))
-    o = np.where(envelope, np.where(Yc > cy, val['fat'], val['fat'] * 0.6), o)
+    front = Yc < cy
+    envelope = (X / (rx + 1.5)) ** 2 + ((Yc - cy) / (ry + np.where(front, 4.0, 2.0))) ** 2 < 1
+    o = np.where(envelope & (~sac | (g.dd < 85)), np.where(front, val['ligament'] * 1.5, val['fat']), o)
     room = (X / rx) ** 2 + ((Yc - cy) / ry) ** 2 < 1
-    o = np.where(room & (f < 0.97) & ~sac, np.where(Yc < cy, val['annulus'], val['ligament'] * 1.3), o)
+    o = np.where(room & (f < 0.97) & ~sac, np.where(front, val['annulus'], val['ligament'] * 1.3), o)
     cone = np.maximum(np.where(sac, np.clip(1 - (g.dd - 10) / 25, 0, 1), 1.0), 1e-3)
     u, w = X / (rx * f * cone), (Yc - cy) / (ry * f * cone)
     dural = u * u + w * w < 1
@@ -576,14 +582,16 @@ def _canal_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     conus = spine.anatomy['conus']
     cord = dural & ((X / 1.1) ** 2 + (Yc - cy - 1) ** 2 < (4.2 * np.clip(conus - kk, 0, 1) ** 0.6) ** 2)
     o = np.where(cord, val['nerve'], o)
-    roots = sum(np.exp(-((u - 0.55 * a) ** 2 + (w - 0.35 - 0.45 * b) ** 2) / 0.004) for a, b in spine.anatomy['roots'])
-    return np.where(dural & ~cord & (kk > conus - 0.2), o * (1 - 0.5 * np.clip(roots, 0, 1)), o)
+    i = np.flatnonzero(dural & ~cord & (kk > conus - 0.2))
+    roots = sum(np.exp(-((u[i] - 0.55 * a) ** 2 + (w[i] - 0.5 - 0.25 * b) ** 2) / 0.004) for a, b in spine.anatomy['roots'])
+    o[i] *= 1 - 0.5 * np.clip(roots, 0, 1)
+    return o
 
 # %% ../nbs/01_phantom.ipynb #5af8159c
 def _foramina_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     "`o` with each foramen (fat, exiting root) and subarticular recess at its finding's size."
     sac, ax_, Y, H = g.v == 8, np.abs(g.X), g.Y, g.H
-    side = lambda cond: np.array([[spine.size(f'{s}_{cond}', i) for i in range(8)] for s in ('right', 'left')])
+    side = lambda cond: np.array([[spine.size(f'{s}_{cond}', i) for i in range(8)] for s in ('right', 'left')], H.dtype)
     fo = side('neural_foraminal_narrowing')[(g.X > 0).astype(int), g.k]
     cx, cy, rx, ry, rz = STRUCTURES['neural_foraminal_narrowing']
     room = ((ax_ - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2 + (H / rz) ** 2 < 1
@@ -606,9 +614,14 @@ def _spine_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np
     near = ((ax_ < 26 * s) & (y > -40 * s) & (y < 64 * s)) | ((ax_ < 42 * s) & (y > 2 * s) & (y < 19 * s))
     near |= (k == 7) & (h < 0) & (ax_ < 50 * s) & (y > -38 * s) & (y < 22 * s)
     i = np.flatnonzero(near)
-    g = _frame_v2(spine, x[i], y[i], h[i], k[i], pts[i])
+    g = _frame_v2(spine, x[i], y[i], h[i], k[i], tex[i])
     o = out[i]
-    for part in (_bodies_v2, _posterior_v2, _canal_v2, _foramina_v2): o = part(spine, g, val, o)
+    ax_ = np.abs(g.X)
+    where = {_bodies_v2: g.Yc < 9, _posterior_v2: g.Y > -6,                # each part only where it can draw
+             _canal_v2: (ax_ < 11) & (g.Yc > -5) & (g.Yc < 15), _foramina_v2: (ax_ > 4) & (ax_ < 22) & (g.Y > -4)}
+    for part, m in where.items():
+        j = np.flatnonzero(m)
+        o[j] = part(spine, g.take(j), val, o[j])
     full = out.copy()
     full[i] = o
     return full
