@@ -401,16 +401,16 @@ def _outline_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np
     sub = fat * np.where(Y < oy, 1.3, 1.0)                   # subcutaneous fat, thicker in front
     muscle = val['muscle'] * (1 + 0.1 * tex)
     b = tex
-    gut = val['bowel'] + (val['fat'] - val['bowel']) * np.clip(b - 0.5, 0, 1)   # bowel loops in mesenteric fat
-    out = np.where(r < 1, np.where(Y < -44 + 0.004 * X * X + 6 * b, gut, val['fat'] * 0.9), val['air'])
+    gut = np.where(b > 0.9, val['fat'], np.where(b < -1.8, val['air'], val['bowel'] * (0.85 + 0.2 * b)))   # bowel, gas, fat
+    out = np.where(r < 1, np.where(Y < -32 + 0.006 * X * X + 6 * b, gut, val['fat'] * 0.9), val['air'])
     out = np.where((depth > sub) & (depth < sub + 7) & (Y < 10), muscle, out)      # the abdominal wall
     ax_ = np.abs(X)
-    back = (depth > sub) & (ax_ > 2.5) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)
+    back = (depth > sub) & (ax_ > 4) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)   # midline: fat over the spinous processes
     gm = np.clip((k - 3) / 5, 0, 1)
     mf = ((ax_ - 12 - 2 * gm) / (9 + 4 * gm)) ** 2 + ((Y - 32) / 16) ** 2    # multifidus, larger toward the sacrum
     out = np.where(back, np.where((np.abs(mf - 1) < 0.12) & (ax_ > 12 + 2 * gm), val['fat'], muscle), out)
     g = np.clip((k - 3) / 3.5, 0, 1) * spine.anatomy['psoas']
-    ps = ((ax_ - 24 - 13 * g) / (6 + 11 * g)) ** 2 + ((Y + 17 + 3 * g) / (6 + 9 * g)) ** 2
+    ps = ((ax_ - 24 - 12 * g) / (7 + 12 * g)) ** 2 + ((Y + 17 + 3 * g) / (6 + 10 * g)) ** 2
     out = np.where((k > 2.6) & (k < 8) & (ps < 1.12), np.where(ps < 1, muscle, val['fat']), out)
     out = np.where((k > 2.5) & (k < 6.6) & _ellipse(ax_, Y, 58, 2, 15, 7), muscle, out)   # quadratus lumborum
     aorta = (k < 5.6) & _ellipse(X, Y, 14, -50, 10, 10)
@@ -557,7 +557,7 @@ def _posterior_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarr
     hs = g.H + 0.25 * (Y - 22)                                              # spinous processes slope down
     w = 3.0 - 0.02 * (Y - 22)
     sp = np.minimum(np.minimum(w - ax_, hs + 6), np.minimum(14 - hs, 55 - 0.1 * np.abs(hs - 5) - Y))
-    o = np.where((ax_ < 2.2) & (Y > 21) & (Y < 56) & ~sac, val['ligament'] * 1.5, o)     # interspinous ligaments
+    o = np.where((ax_ < 2.5) & (Y > 21) & (Y < 56) & ~sac, val['ligament'] * 1.5, o)     # interspinous ligaments
     o = np.where((sp > 0) & (Y > 21) & ~sac, _bone(val, sp * 1.5, g.nz), o)
     crest = sac & (ax_ < 3) & (g.Yc > 12) & (g.Yc < 22 - 0.1 * g.dd) & (g.dd < 70)
     return np.where(crest, _bone(val, 3 - ax_, g.nz), o)
