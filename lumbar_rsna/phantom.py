@@ -171,9 +171,9 @@ TISSUES = {                                                          # tissue â†
     'air': (0.0, 0.0, 0.0), 'soft': (0.35, 0.28, 0.25), 'fat': (0.9, 0.55, 0.12), 'bone': (0.55, 0.3, 0.2),
     'cortex': (0.15, 0.12, 0.1), 'disc': (0.3, 0.6, 0.55), 'csf': (0.08, 0.95, 0.95), 'recess': (0.75, 0.85, 0.8),
     # version 2's own tissues (version 1 draws contrast factors for the eight above only)
-    'marrow': (0.62, 0.42, 0.2), 'nucleus': (0.32, 0.82, 0.72), 'annulus': (0.2, 0.2, 0.18),
+    'marrow': (0.62, 0.42, 0.18), 'nucleus': (0.32, 0.82, 0.75), 'annulus': (0.2, 0.2, 0.26),
     'ligament': (0.13, 0.1, 0.1), 'muscle': (0.33, 0.24, 0.19), 'nerve': (0.36, 0.42, 0.4),
-    'joint': (0.2, 0.7, 0.62), 'vessel': (0.04, 0.05, 0.07), 'bowel': (0.3, 0.5, 0.42)}
+    'joint': (0.2, 0.7, 0.62), 'vessel': (0.04, 0.05, 0.07), 'bowel': (0.3, 0.45, 0.3)}
 _V1_TISSUES = 8
 
 # %% ../nbs/01_phantom.ipynb #c019
@@ -321,7 +321,7 @@ def _anatomy_v2(spine: Spine, rng: np.random.Generator) -> Spine:
     "`spine` with version 2's extra anatomy, drawn from `rng` (a generator of its own)."
     strain = level_strain(spine.sizes)
     age = rng.uniform(0, 0.35)
-    degen = np.clip(age + 1.3 * strain + rng.normal(0, 0.12, 8) + 0.04 * np.arange(8) - 0.15, 0, 1)
+    degen = np.clip(age + 1.1 * strain + rng.normal(0, 0.1, 8) + 0.03 * np.arange(8) - 0.12, 0, 1)
     back, fat, ax, ay = rng.uniform(62, 100), rng.uniform(6, 32), rng.uniform(125, 175), rng.uniform(95, 130)
     anatomy = dict(line=_centre_line(spine), facet=np.linspace(30, 50, 8) + rng.normal(0, 5, 8),
                    conus=rng.uniform(2.1, 2.9), roots=rng.uniform(-1, 1, (14, 2)), psoas=rng.uniform(0.8, 1.2))
@@ -525,8 +525,8 @@ def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     d = spine.degeneration.astype(g.H.dtype)[g.k]
     bulge = (0.6 + 2.8 * d) * np.clip(1 - (g.H / np.maximum(g.hk, 1e-3)) ** 2, 0, 1)
     disc = (np.abs(g.H) < g.hk) & (rho < 1 + bulge / 16.5)
-    q = (g.X / 13) ** 2 + ((g.Y + 18) / 9.5) ** 2 + (g.H / (0.8 * g.hk)) ** 2
-    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.85 * d) * np.where(np.abs(g.H) < 0.5, 0.6, 1)
+    q = (g.X / 13) ** 2 + ((g.Y + 18) / 10) ** 2 + (g.H / (0.85 * g.hk)) ** 2
+    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.7 * d) * np.where(np.abs(g.H) < 0.5, 0.6, 1)
     return np.where(disc, val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus, o)
 
 # %% ../nbs/01_phantom.ipynb #bbd9a4c0
