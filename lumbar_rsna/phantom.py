@@ -350,19 +350,21 @@ def spine_coords(spine: Spine, pts: np.ndarray, # patient points (N, 3)
 def _noise(spine: Spine, pts: np.ndarray, # patient points (N, 3), mm
            voxel,                         # (3,) mm per voxel of the field along x, y, z
           ) -> np.ndarray:                # (N,), standard deviation about 1
-    "The study's random field at `pts`, read trilinearly (it repeats every n voxels)."
+    "The study's random field at `pts`, read trilinearly (it repeats every n voxels; n a power of 2)."
     vol = spine.noise.ravel()
     n = spine.noise.shape[0]
     u = pts / np.asarray(voxel, pts.dtype)
     i0 = np.floor(u)
-    f = u - i0
-    i0 = i0.astype(np.int64) % n
-    i1 = (i0 + 1) % n
+    f = (u - i0).T
+    i0 = i0.astype(np.int32).T & (n - 1)
+    i1 = (i0 + 1) & (n - 1)
+    xs = ((i0[0] * n * n, 1 - f[0]), (i1[0] * n * n, f[0]))
+    ys = ((i0[1] * n, 1 - f[1]), (i1[1] * n, f[1]))
     out = 0
-    for ia, wa in ((i0[:, 0], 1 - f[:, 0]), (i1[:, 0], f[:, 0])):
-        for ib, wb in ((i0[:, 1], 1 - f[:, 1]), (i1[:, 1], f[:, 1])):
-            base = (ia * n + ib) * n
-            out = out + wa * wb * ((1 - f[:, 2]) * vol[base + i0[:, 2]] + f[:, 2] * vol[base + i1[:, 2]])
+    for a, wa in xs:
+        for b, wb in ys:
+            ab = a + b
+            out = out + wa * wb * ((1 - f[2]) * vol[ab + i0[2]] + f[2] * vol[ab + i1[2]])
     return out
 
 # %% ../nbs/01_phantom.ipynb #2d1e4a7d
@@ -396,16 +398,18 @@ def _outline_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np
     at = lambda f: np.interp(z, lz, f).astype(pts.dtype)
     X, Y, k = pts[:, 0] - at(lx), pts[:, 1] - at(ly), at(lk)
     ox, oy, ax, ay, fat = spine.outline
-    r = (np.abs(X - ox) / ax) ** 2.5 + (np.abs(Y - oy) / ay) ** 2.5
-    depth = (1 - r ** 0.4) * ay                              # mm inside the skin, about
-    sub = fat * np.where(Y < oy, 1.3, 1.0)                   # subcutaneous fat, thicker in front
+    p25 = lambda a: a * a * np.sqrt(a)
+    r = p25(np.abs(X - ox) / ax) + p25(np.abs(Y - oy) / ay)   # < 1 inside the skin
+    rim = lambda mm: p25(np.maximum(1 - mm / ay, 0))            # r at `mm` inside the skin, about
+    sub = np.where(Y < oy, rim(fat * 1.3), rim(fat))            # subcutaneous fat, thicker in front
+    wall = np.where(Y < oy, rim(fat * 1.3 + 7), rim(fat + 7))
     muscle = val['muscle'] * (1 + 0.1 * tex)
     b = tex
     gut = np.where(b > 0.9, val['fat'], np.where(b < -1.8, val['air'], val['bowel'] * (0.85 + 0.2 * b)))   # bowel, gas, fat
     out = np.where(r < 1, np.where(Y < -32 + 0.006 * X * X + 6 * b, gut, val['fat'] * 0.9), val['air'])
-    out = np.where((depth > sub) & (depth < sub + 7) & (Y < 10), muscle, out)      # the abdominal wall
+    out = np.where((r < sub) & (r > wall) & (Y < 10), muscle, out)      # the abdominal wall
     ax_ = np.abs(X)
-    back = (depth > sub) & (ax_ > 4) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)   # midline: fat over the spinous processes
+    back = (r < sub) & (ax_ > 4) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)   # midline: fat over the spinous processes
     gm = np.clip((k - 3) / 5, 0, 1)
     mf = ((ax_ - 12 - 2 * gm) / (9 + 4 * gm)) ** 2 + ((Y - 32) / 16) ** 2    # multifidus, larger toward the sacrum
     out = np.where(back, np.where((np.abs(mf - 1) < 0.12) & (ax_ > 12 + 2 * gm), val['fat'], muscle), out)
@@ -789,9 +793,9 @@ def _spine_box(spine: Spine, geom: SeriesGeom, s: int, gr: int, gc: int) -> tupl
     ez, reach = spine.frames[:, :, 2], 48 * spine.scale
     chain = np.concatenate([spine.centers[:1] + np.linspace(120, 10, 12)[:, None] * ez[:1], spine.centers,
                             spine.centers[-1:] - np.linspace(10, 90, 9)[:, None] * ez[-1:]])
-    if spine.version >= 2:                          # and the spinous processes, 20 mm further back
+    if spine.version >= 2:                          # and the spinous processes, 12 mm further back
         back = spine.frames[np.r_[[0] * 12, np.arange(8), [7] * 9], :, 1]
-        chain = np.concatenate([chain, chain + 20 * spine.scale * back])
+        chain = np.concatenate([chain, chain + 12 * spine.scale * back])
     d = chain - geom.positions[s]
     near = np.abs(d @ geom.normals[s]) < reach
     if not near.any(): return slice(0, 0), slice(0, 0)
@@ -813,7 +817,12 @@ def render_slice(spine: Spine, geom: SeriesGeom, s: int,
     sub = np.zeros((gr, gc), bool)
     sub[br, bc] = True
     sub = sub.ravel()
-    if sub.any():
+    if sub.any() and spine.version >= 2:                  # both depths in one call: fewer, larger array operations
+        n, m = geom.normals[s].astype(np.float32) * geom.thickness / 4, int(sub.sum())
+        two = _spine(spine, np.concatenate([pts[sub] - n, pts[sub] + n]), val, np.tile(tex[sub], 2),
+                     np.tile(img.ravel()[sub], 2))
+        img.ravel()[sub] = (two[:m] + two[m:]) / 2
+    elif sub.any():
         n = geom.normals[s].astype(np.float32) * geom.thickness / 4
         img.ravel()[sub] = sum(_spine(spine, pts[sub] + o * n, val, tex[sub], img.ravel()[sub]) for o in (-1, 1)) / 2
     return img
