@@ -171,7 +171,7 @@ TISSUES = {                                                          # tissue â†
     'air': (0.0, 0.0, 0.0), 'soft': (0.35, 0.28, 0.25), 'fat': (0.9, 0.55, 0.12), 'bone': (0.55, 0.3, 0.2),
     'cortex': (0.15, 0.12, 0.1), 'disc': (0.3, 0.6, 0.55), 'csf': (0.08, 0.95, 0.95), 'recess': (0.75, 0.85, 0.8),
     # version 2's own tissues (version 1 draws contrast factors for the eight above only)
-    'marrow': (0.62, 0.42, 0.18), 'nucleus': (0.32, 0.82, 0.75), 'annulus': (0.2, 0.2, 0.26),
+    'marrow': (0.62, 0.42, 0.15), 'nucleus': (0.32, 0.82, 0.75), 'annulus': (0.2, 0.2, 0.3),
     'ligament': (0.13, 0.1, 0.1), 'muscle': (0.33, 0.24, 0.19), 'nerve': (0.36, 0.42, 0.4),
     'joint': (0.2, 0.7, 0.62), 'vessel': (0.04, 0.05, 0.07), 'bowel': (0.3, 0.45, 0.3)}
 _V1_TISSUES = 8
@@ -530,7 +530,7 @@ def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     bulge = (0.6 + 2.8 * d) * np.clip(1 - (g.H / np.maximum(g.hk, 1e-3)) ** 2, 0, 1)
     disc = (np.abs(g.H) < g.hk) & (rho < 1 + bulge / 16.5)
     q = (g.X / 13) ** 2 + ((g.Y + 18) / 10) ** 2 + (g.H / (0.85 * g.hk)) ** 2
-    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.7 * d) * np.where(np.abs(g.H) < 0.5, 0.6, 1)
+    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.6 * d) * np.where(np.abs(g.H) < 0.5, 0.6, 1)
     return np.where(disc, val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus, o)
 
 # %% ../nbs/01_phantom.ipynb #bbd9a4c0
