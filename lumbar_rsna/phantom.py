@@ -213,7 +213,7 @@ class Spine:
     half: np.ndarray       # (8,) half disc heights, mm
     scale: float
     sizes: np.ndarray      # (25,) finding sizes in train.csv's column order
-    outline: np.ndarray    # body outline: centre x, y (mm; version 2: from the canal's centre line), semi-axes, fat (mm)
+    outline: np.ndarray    # body outline: centre x, y (version 2: from the canal's centre line), semi-axes, fat; mm
     waves: np.ndarray      # (k, 4): wave vector (1/mm) and phase of the marrow and muscle texture
     contrast: np.ndarray   # (n_tissues,) per-study factor on each tissue's intensity
     version: int = 1       # the phantom version that drew it (`PHANTOM_VERSIONS`)
@@ -405,11 +405,12 @@ def _outline_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np
     wall = np.where(Y < oy, rim(fat * 1.3 + 7), rim(fat + 7))
     muscle = val['muscle'] * (1 + 0.1 * tex)
     b = tex
-    gut = np.where(b > 0.9, val['fat'], np.where(b < -1.8, val['air'], val['bowel'] * (0.85 + 0.2 * b)))   # bowel, gas, fat
+    gut = np.where(b < -1.8, val['air'], val['bowel'] * (0.85 + 0.2 * b))         # bowel loops with some gas
+    gut = np.where(b > 0.9, val['fat'], gut)                                          # in mesenteric fat
     out = np.where(r < 1, np.where(Y < -32 + 0.006 * X * X + 6 * b, gut, val['fat'] * 0.9), val['air'])
     out = np.where((r < sub) & (r > wall) & (Y < 10), muscle, out)      # the abdominal wall
     ax_ = np.abs(X)
-    back = (r < sub) & (ax_ > 4) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)   # midline: fat over the spinous processes
+    back = (r < sub) & (ax_ > 4) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)   # midline: fat over the spines
     gm = np.clip((k - 3) / 5, 0, 1)
     mf = ((ax_ - 12 - 2 * gm) / (9 + 4 * gm)) ** 2 + ((Y - 32) / 16) ** 2    # multifidus, larger toward the sacrum
     out = np.where(back, np.where((np.abs(mf - 1) < 0.12) & (ax_ > 12 + 2 * gm), val['fat'], muscle), out)
@@ -456,7 +457,7 @@ def _spine(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.nd
 
 # %% ../nbs/01_phantom.ipynb #0e161310
 def _vertebra(spine: Spine, k: np.ndarray, H: np.ndarray, # disc index and height above it (mm at scale 1), (N,)
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # vertebra index, mm below its upper and above its lower endplate
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # vertebra, mm below its upper and above its lower endplate
     "Each point's vertebra (8 = the sacrum) and its distances from that vertebra's two endplates, at scale 1."
     hk = (spine.half / spine.scale).astype(H.dtype)[k]
     below = H < 0
@@ -587,7 +588,8 @@ def _canal_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     cord = dural & ((X / 1.1) ** 2 + (Yc - cy - 1) ** 2 < (4.2 * np.clip(conus - kk, 0, 1) ** 0.6) ** 2)
     o = np.where(cord, val['nerve'], o)
     i = np.flatnonzero(dural & ~cord & (kk > conus - 0.2))
-    roots = sum(np.exp(-((u[i] - 0.55 * a) ** 2 + (w[i] - 0.5 - 0.25 * b) ** 2) / 0.004) for a, b in spine.anatomy['roots'])
+    roots = sum(np.exp(-((u[i] - 0.55 * a) ** 2 + (w[i] - 0.5 - 0.25 * b) ** 2) / 0.004)
+                for a, b in spine.anatomy['roots'])
     o[i] *= 1 - 0.5 * np.clip(roots, 0, 1)
     return o
 
