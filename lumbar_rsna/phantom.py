@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_phantom.ipynb #c003
 from __future__ import annotations
-import json, math, multiprocessing, os, shutil
+import dataclasses, json, math, multiprocessing, os, shutil
 import lumbar_rsna
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,10 +24,10 @@ __all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', '
            'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SIZES_V2', 'RESCALE', 'INTERCEPTS', 'NO_SPACING_TAG', 'INSTANCE_OFFSET',
            'SIDE_SPLIT', 'SERIES_KINDS', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS', 'fit_label_model',
            'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades', 'severity_strings', 'sample_labels',
-           'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'Spine', 'landmark', 'structure_extent',
-           'random_spine', 'spine_coords', 'render', 'LogNormal', 'Choice', 'acquisition', 'SeriesGeom',
-           'sagittal_geometry', 'axial_geometry', 'render_slice', 'series_geometry', 'make_series', 'write_dicom',
-           'SeriesPlan', 'plan_study', 'make_study', 'make_phantom', 'ensure_phantom', 'read_instance',
+           'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'level_strain', 'Spine', 'landmark',
+           'structure_extent', 'random_spine', 'spine_coords', 'render', 'LogNormal', 'Choice', 'acquisition',
+           'SeriesGeom', 'sagittal_geometry', 'axial_geometry', 'render_slice', 'series_geometry', 'make_series',
+           'write_dicom', 'SeriesPlan', 'plan_study', 'make_study', 'make_phantom', 'ensure_phantom', 'read_instance',
            'patient_position', 'study_spine', 'profile_width', 'folder_digest', 'show_studies', 'show_study',
            'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
 
@@ -170,7 +170,12 @@ DISCS = ('T10/T11', 'T11/T12', 'T12/L1', *LEVEL_NAMES.values())   # drawn discs,
 LUMBAR = 3                                                           # index of L1/L2 in DISCS
 TISSUES = {                                                          # tissue → (T1, T2, STIR) intensity
     'air': (0.0, 0.0, 0.0), 'soft': (0.35, 0.28, 0.25), 'fat': (0.9, 0.55, 0.12), 'bone': (0.55, 0.3, 0.2),
-    'cortex': (0.15, 0.12, 0.1), 'disc': (0.3, 0.6, 0.55), 'csf': (0.08, 0.95, 0.95), 'recess': (0.75, 0.85, 0.8)}
+    'cortex': (0.15, 0.12, 0.1), 'disc': (0.3, 0.6, 0.55), 'csf': (0.08, 0.95, 0.95), 'recess': (0.75, 0.85, 0.8),
+    # version 2's own tissues (version 1 draws contrast factors for the eight above only)
+    'marrow': (0.62, 0.42, 0.15), 'nucleus': (0.32, 0.82, 0.75), 'annulus': (0.2, 0.2, 0.3),
+    'ligament': (0.13, 0.1, 0.1), 'muscle': (0.33, 0.24, 0.19), 'nerve': (0.36, 0.42, 0.4),
+    'joint': (0.2, 0.7, 0.62), 'vessel': (0.04, 0.05, 0.07), 'bowel': (0.3, 0.45, 0.3)}
+_V1_TISSUES = 8
 
 # %% ../nbs/01_phantom.ipynb #c019
 def finding_size(z: np.ndarray,            # latents (n, 25)
@@ -180,6 +185,14 @@ def finding_size(z: np.ndarray,            # latents (n, 25)
     t = reader_thresholds(model)
     g = 1 + (z - t[:, 0]) / (t[:, 1] - t[:, 0])          # 1 at the Moderate threshold, 2 at the Severe one
     return 1 - 0.9 / (1 + np.exp(-3 * (g - 1.2)))
+
+# %% ../nbs/01_phantom.ipynb #d52f61e8
+def level_strain(sizes: np.ndarray, # the 25 finding sizes (`finding_size`)
+                ) -> np.ndarray:    # (8,) per disc of `DISCS`, in [0, 0.9]; 0 above the lumbar levels
+    "1 − the weighted mean finding size of each disc's level (the canal weighted twice, each other cell once)."
+    w = np.array([2.0 if c == 'spinal_canal_stenosis' else 1.0 for c in CONDITIONS])
+    sz = np.asarray(sizes, float)[[[LABEL_COLS.index(f'{c}_{l}') for c in CONDITIONS] for l in LEVELS]]
+    return np.r_[np.zeros(LUMBAR), 1 - sz @ w / w.sum()]
 
 # %% ../nbs/01_phantom.ipynb #c021
 def _rot(axis: int, deg: float) -> np.ndarray:
@@ -195,16 +208,20 @@ def _rot(axis: int, deg: float) -> np.ndarray:
 # %% ../nbs/01_phantom.ipynb #c023
 @dataclass
 class Spine:
-    "One study's anatomy: its discs (head to feet), finding sizes, body outline and tissue texture."
+    "One study's anatomy: its discs (head to feet), finding sizes, body outline and tissue texture (version 2: more)."
     centers: np.ndarray    # (8, 3) disc centres, patient mm
     frames: np.ndarray     # (8, 3, 3) disc frames, columns: left, posterior, up
     half: np.ndarray       # (8,) half disc heights, mm
     scale: float
     sizes: np.ndarray      # (25,) finding sizes in train.csv's column order
-    outline: np.ndarray    # body outline: centre x, y (mm), semi-axes x, y (mm), fat thickness (mm)
+    outline: np.ndarray    # body outline: centre x, y (version 2: from the canal's centre line), semi-axes, fat; mm
     waves: np.ndarray      # (k, 4): wave vector (1/mm) and phase of the marrow and muscle texture
     contrast: np.ndarray   # (n_tissues,) per-study factor on each tissue's intensity
     version: int = 1       # the phantom version that drew it (`PHANTOM_VERSIONS`)
+    body: np.ndarray | None = None         # (8,) height of the vertebral body above each disc, mm
+    degeneration: np.ndarray | None = None # (8,) version 2: each disc's degeneration, 0 (young) to 1 (black disc)
+    noise: np.ndarray | None = None        # version 2: (n, n, n) periodic smooth noise, the tissues' texture
+    anatomy: dict | None = None            # version 2: centre line, facet angles, conus, nerve roots, muscles
 
     def size(self, condition: str, disc: int) -> float:
         "Structure size of `condition` at disc index `disc` (1 above the lumbar levels)."
@@ -263,6 +280,7 @@ def random_spine(sizes: np.ndarray,        # the 25 finding sizes (`finding_size
     twist = np.cumsum(rng.normal(0, 1, 8)) + rng.normal(0, 2)
     frames = np.stack([_rot(1, lean[k]) @ _rot(0, tilt[k]) @ _rot(2, twist[k]) for k in range(8)])
     half = s * np.clip(rng.normal([6, 6.5, 7, 8, 9, 10, 10.5, 9.5], 1.2), 5, 12) / 2
+    if version >= 2: half = half * (1 - 0.4 * level_strain(sizes))      # a strained level's disc is lower
     # the vertebral body above each disc
     body = s * np.clip(rng.normal([23, 24, 25, 26, 27, 28, 28, 27], 1.5) + rng.normal(0, 1.5), 22, 32)
     centers = np.zeros((8, 3))
@@ -276,8 +294,41 @@ def random_spine(sizes: np.ndarray,        # the 25 finding sizes (`finding_size
     k = rng.normal(size=(4, 3))
     k *= (2 * np.pi / rng.uniform(4, 14, 4) / np.linalg.norm(k, axis=1))[:, None]
     waves = np.c_[k, rng.uniform(0, 2 * np.pi, 4)]
-    return Spine(centers, frames, half, s, np.asarray(sizes, float), outline, waves, rng.normal(1, 0.07, len(TISSUES)),
-                 version)
+    spine = Spine(centers, frames, half, s, np.asarray(sizes, float), outline, waves,
+                  rng.normal(1, 0.07, _V1_TISSUES), version, body)
+    if version < 2: return spine
+    return _anatomy_v2(spine, np.random.default_rng(rng.integers(2**63)))     # its own generator: one draw here
+
+# %% ../nbs/01_phantom.ipynb #1e92df35
+def _centre_line(spine: Spine) -> np.ndarray:
+    "(4, 10): z ascending (mm), x and y of the canal's centre there (mm), and the disc index (8 = 30 mm below L5/S1)."
+    s = spine.scale
+    pts = [spine.to_patient(0, (0, 6 * s, 200))] + [spine.to_patient(k, (0, 6 * s, 0)) for k in range(8)]
+    p = np.array(pts + [pts[-1] - [0, 0, 30]])[::-1]
+    return np.stack([p[:, 2], p[:, 0], p[:, 1], np.r_[-8, np.arange(9)][::-1]])
+
+# %% ../nbs/01_phantom.ipynb #2d9a4341
+def _noise_volume(rng: np.random.Generator, n: int = 32,
+                  sigma: float = 1.3, # smoothing, voxels
+                 ) -> np.ndarray:     # (n, n, n) float32, mean 0, standard deviation 1
+    "Periodic Gaussian noise smoothed by a Gaussian of `sigma` voxels (in Fourier space)."
+    f = np.fft.fftfreq(n)
+    k2 = f[:, None, None] ** 2 + f[None, :, None] ** 2 + f[None, None, :] ** 2
+    v = np.fft.ifftn(np.fft.fftn(rng.normal(size=(n, n, n))) * np.exp(-2 * (np.pi * sigma) ** 2 * k2)).real
+    return ((v - v.mean()) / v.std()).astype(np.float32)
+
+# %% ../nbs/01_phantom.ipynb #cd132b7e
+def _anatomy_v2(spine: Spine, rng: np.random.Generator) -> Spine:
+    "`spine` with version 2's extra anatomy, drawn from `rng` (a generator of its own)."
+    strain = level_strain(spine.sizes)
+    age = rng.uniform(0, 0.35)
+    degen = np.clip(age + 1.1 * strain + rng.normal(0, 0.1, 8) + 0.03 * np.arange(8) - 0.12, 0, 1)
+    back, fat, ax, ay = rng.uniform(62, 100), rng.uniform(6, 32), rng.uniform(125, 175), rng.uniform(95, 130)
+    anatomy = dict(line=_centre_line(spine), facet=np.linspace(30, 50, 8) + rng.normal(0, 5, 8),
+                   conus=rng.uniform(2.1, 2.9), roots=rng.uniform(-1, 1, (14, 2)), psoas=rng.uniform(0.8, 1.2))
+    contrast = np.r_[spine.contrast, rng.normal(1, 0.07, len(TISSUES) - _V1_TISSUES)]
+    return dataclasses.replace(spine, outline=np.array([rng.normal(0, 5), back - ay, ax, ay, fat]), contrast=contrast,
+                               degeneration=degen, noise=_noise_volume(rng), anatomy=anatomy)
 
 # %% ../nbs/01_phantom.ipynb #035cf57c
 def spine_coords(spine: Spine, pts: np.ndarray, # patient points (N, 3)
@@ -297,25 +348,86 @@ def spine_coords(spine: Spine, pts: np.ndarray, # patient points (N, 3)
     return xy[:, 0], xy[:, 1], np.where(upper, up[:, 2], lo[:, 2]), np.where(upper, j, j + 1)
 
 # %% ../nbs/01_phantom.ipynb #3fde241b
+def _noise(spine: Spine, pts: np.ndarray, # patient points (N, 3), mm
+           voxel,                         # (3,) mm per voxel of the field along x, y, z
+          ) -> np.ndarray:                # (N,), standard deviation about 1
+    "The study's random field at `pts`, read trilinearly (it repeats every n voxels; n a power of 2)."
+    vol = spine.noise.ravel()
+    n = spine.noise.shape[0]
+    u = pts / np.asarray(voxel, pts.dtype)
+    i0 = np.floor(u)
+    f = (u - i0).T
+    i0 = i0.astype(np.int32).T & (n - 1)
+    i1 = (i0 + 1) & (n - 1)
+    xs = ((i0[0] * n * n, 1 - f[0]), (i1[0] * n * n, f[0]))
+    ys = ((i0[1] * n, 1 - f[1]), (i1[1] * n, f[1]))
+    out = 0
+    for a, wa in xs:
+        for b, wb in ys:
+            ab = a + b
+            out = out + wa * wb * ((1 - f[2]) * vol[ab + i0[2]] + f[2] * vol[ab + i1[2]])
+    return out
+
+# %% ../nbs/01_phantom.ipynb #7b43aacb
 def _tissues(spine: Spine, contrast: int) -> dict:
     "This study's intensity of each tissue in `contrast` (0 T1, 1 T2, 2 STIR)."
     return {t: v[contrast] * c for (t, v), c in zip(TISSUES.items(), spine.contrast)}
 
 def _texture(spine: Spine, pts: np.ndarray) -> np.ndarray:
-    "The marrow and muscle texture at patient points (N, 3), in [−1, 1]."
+    "The marrow and muscle texture at patient points (N, 3): in [−1, 1]; version 2: longer along the spine, sd 1."
+    if spine.version >= 2: return _noise(spine, pts, (1.8, 1.8, 3.0))
     phase = np.einsum('nd,kd->nk', pts, spine.waves[:, :3].astype(pts.dtype)) + spine.waves[:, 3].astype(pts.dtype)
     return np.sin(phase).mean(1)
 
 # %% ../nbs/01_phantom.ipynb #1950ef34
 def _outline(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np.ndarray:
     "Air, subcutaneous fat and muscle: everything but the spine."
+    if spine.version >= 2: return _outline_v2(spine, pts, val, tex)
     cx, cy, ax, ay, fat = spine.outline
     r = ((pts[:, 0] - cx) / ax) ** 2 + ((pts[:, 1] - cy) / ay) ** 2
     return np.where(r < 1, np.where(r > (1 - fat / ay) ** 2, val['fat'], val['soft'] * (1 + 0.15 * tex)), val['air'])
 
 # %% ../nbs/01_phantom.ipynb #7f058d9e
+def _ellipse(X, Y, cx, cy, rx, ry) -> np.ndarray:
+    "Inside the ellipse of centre (cx, cy) and semi-axes rx, ry."
+    return ((X - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2 < 1
+
+def _outline_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np.ndarray:
+    "Version 2's everything but the spine: body wall, abdomen, paraspinal muscles, great vessels."
+    lz, lx, ly, lk = spine.anatomy['line']
+    z = pts[:, 2]
+    at = lambda f: np.interp(z, lz, f).astype(pts.dtype)
+    X, Y, k = pts[:, 0] - at(lx), pts[:, 1] - at(ly), at(lk)
+    ox, oy, ax, ay, fat = spine.outline
+    p25 = lambda a: a * a * np.sqrt(a)
+    r = p25(np.abs(X - ox) / ax) + p25(np.abs(Y - oy) / ay)   # < 1 inside the skin
+    rim = lambda mm: p25(np.maximum(1 - mm / ay, 0))            # r at `mm` inside the skin, about
+    sub = np.where(Y < oy, rim(fat * 1.3), rim(fat))            # subcutaneous fat, thicker in front
+    wall = np.where(Y < oy, rim(fat * 1.3 + 7), rim(fat + 7))
+    muscle = val['muscle'] * (1 + 0.1 * tex)
+    b = tex
+    gut = np.where(b < -1.8, val['air'], val['bowel'] * (0.85 + 0.2 * b))         # bowel loops with some gas
+    gut = np.where(b > 0.9, val['fat'], gut)                                          # in mesenteric fat
+    out = np.where(r < 1, np.where(Y < -32 + 0.006 * X * X + 6 * b, gut, val['fat'] * 0.9), val['air'])
+    out = np.where((r < sub) & (r > wall) & (Y < 10), muscle, out)      # the abdominal wall
+    ax_ = np.abs(X)
+    back = (r < sub) & (ax_ > 4) & ((X / 64) ** 2 + ((Y - 34) / 30) ** 2 < 1)   # midline: fat over the spines
+    gm = np.clip((k - 3) / 5, 0, 1)
+    mf = ((ax_ - 12 - 2 * gm) / (9 + 4 * gm)) ** 2 + ((Y - 32) / 16) ** 2    # multifidus, larger toward the sacrum
+    out = np.where(back, np.where((np.abs(mf - 1) < 0.12) & (ax_ > 12 + 2 * gm), val['fat'], muscle), out)
+    g = np.clip((k - 3) / 3.5, 0, 1) * spine.anatomy['psoas']
+    ps = ((ax_ - 24 - 12 * g) / (7 + 12 * g)) ** 2 + ((Y + 17 + 3 * g) / (6 + 10 * g)) ** 2
+    out = np.where((k > 2.6) & (k < 8) & (ps < 1.12), np.where(ps < 1, muscle, val['fat']), out)
+    out = np.where((k > 2.5) & (k < 6.6) & _ellipse(ax_, Y, 58, 2, 15, 7), muscle, out)   # quadratus lumborum
+    aorta = (k < 5.6) & _ellipse(X, Y, 14, -50, 10, 10)
+    iliac = (k >= 5.6) & _ellipse(ax_, Y, 14 + 14 * (k - 5.6), -50, 6.5, 6.5)
+    ivc = (k < 6.2) & _ellipse(X, Y, -17, -46, 11, 8)
+    return np.where((aorta | iliac | ivc) & (r < 1), val['vessel'], out)
+
+# %% ../nbs/01_phantom.ipynb #070ea5b6
 def _spine(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.ndarray) -> np.ndarray:
     "`out` with the spine drawn over it: bodies, discs, posterior elements, canal, foramina, recesses."
+    if spine.version >= 2: return _spine_v2(spine, pts, val, tex, out)
     x, y, h, k = spine_coords(spine, pts)
     s, out = spine.scale, out.copy()
     near = (np.abs(x) < 26 * s) & (y > -38 * s) & (y < 40 * s)          # the rest is not spine: skip it
@@ -342,6 +454,183 @@ def _spine(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.nd
     cx, cy, rx, ry, rz = STRUCTURES['subarticular_stenosis']
     recess = ((np.abs(x) - cx * s) / (rx * s * re)) ** 2 + ((y - cy * s) / (ry * s * re)) ** 2 < 1
     full[near] = np.where(recess & (np.abs(h) < rz * s) & ~sacrum, val['recess'], out)
+    return full
+
+# %% ../nbs/01_phantom.ipynb #8646a4fe
+def _vertebra(spine: Spine, k: np.ndarray, H: np.ndarray, # disc index and height above it (mm at scale 1), (N,)
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # vertebra, mm below its upper and above its lower endplate
+    "Each point's vertebra (8 = the sacrum) and its distances from that vertebra's two endplates, at scale 1."
+    hk = (spine.half / spine.scale).astype(H.dtype)[k]
+    below = H < 0
+    B = np.r_[spine.body / spine.scale, 300.0].astype(H.dtype)[k + below]
+    e_up = np.where(below, -H - hk, B - (H - hk))
+    return k + below, e_up, B - e_up
+
+# %% ../nbs/01_phantom.ipynb #80039d70
+@dataclass
+class _Frame:
+    "Version 2's coordinates (mm at scale 1) of the points near the spine, each array (N,)."
+    X: np.ndarray     # lateral, left +
+    Y: np.ndarray     # posterior
+    Yc: np.ndarray    # posterior, following the sacrum's backward curve below S1
+    H: np.ndarray     # height above the nearest disc
+    k: np.ndarray     # that disc's index
+    hk: np.ndarray    # its half height
+    v: np.ndarray     # the vertebra (`_vertebra`; 8 = the sacrum)
+    e_up: np.ndarray  # below its upper endplate
+    e_lo: np.ndarray  # above its lower endplate
+    dd: np.ndarray    # depth below S1's upper endplate, 0 above the sacrum
+    nz: np.ndarray    # the marrow's texture (`_texture`)
+
+    def take(self, i: np.ndarray) -> _Frame:
+        "The points at indices `i`."
+        return _Frame(*(getattr(self, f.name)[i] for f in dataclasses.fields(self)))
+
+def _frame_v2(spine: Spine, x, y, h, k, # `spine_coords` of the points (mm)
+              tex: np.ndarray) -> _Frame:
+    "The `_Frame` of points near the spine."
+    s = spine.scale
+    X, Y, H = x / s, y / s, h / s
+    v, e_up, e_lo = _vertebra(spine, k, H)
+    dd = np.where(v == 8, np.maximum(e_up, 0), 0.0)
+    return _Frame(X, Y, Y - dd * dd / 180, H, k, (spine.half / s).astype(H.dtype)[k], v, e_up, e_lo, dd, tex)
+
+# %% ../nbs/01_phantom.ipynb #49b400cf
+def _bone(val: dict, inside: np.ndarray, # mm inside the bone's surface
+          nz: np.ndarray, rim: float = 1.1) -> np.ndarray:
+    "Cortex within `rim` mm of the surface, textured marrow further in."
+    return np.where(inside < rim, val['cortex'], val['marrow'] * (1 + 0.13 * nz))
+
+def _rounded(d_wall: np.ndarray, e_end: np.ndarray, rc: float = 3.0) -> np.ndarray:
+    "Depth (mm) inside a body whose wall is `d_wall` and endplate `e_end` mm away, its edges rounded to radius `rc`."
+    a, b = np.maximum(rc - d_wall, 0), np.maximum(rc - e_end, 0)
+    return np.where((a > 0) & (b > 0), rc - np.sqrt(a * a + b * b), np.minimum(d_wall, e_end))
+
+# %% ../nbs/01_phantom.ipynb #498279f1
+def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
+    "`o` with the vertebral bodies, the sacrum and the discs drawn over it."
+    sac = g.v == 8
+    seg = np.array([0, 27, 47, 64, 79])                                  # S1 to S5
+    e_end = np.where(sac, np.abs(g.dd[:, None] - seg).min(1), np.minimum(g.e_up, g.e_lo))
+    B = g.e_up + g.e_lo
+    waist = 1 - 0.05 * np.sin(np.pi * np.clip(g.e_lo / B, 0, 1))
+    taper = np.where(sac, np.clip(1 - g.dd / 120, 0.25, 1), 1.0)
+    ax, ay = 21 * waist * taper, 16.5 * waist * taper
+    yb = g.Yc + 19.5 * taper - (1 - taper) * 6
+    yb = yb + np.where(yb > 0, 1.8 * np.clip(1 - (g.X / ax) ** 2, 0, 1), 0)     # the concave posterior wall
+    rho = ((np.abs(g.X) / ax) ** 3 + (np.abs(yb) / ay) ** 3) ** (1 / 3)
+    d_wall = (1 - rho) * ay
+    inside = _rounded(d_wall, e_end)
+    o = np.where((inside > 0) & (e_end > 0) & (g.dd < 92), _bone(val, inside, g.nz), o)
+    vein = (np.abs(g.X) < 2) & (np.abs(g.e_lo - B / 2) < 1.3) & (yb > 9) & (inside > 0) & ~sac
+    o = np.where(vein, val['csf'] * 0.6, o)
+    o = np.where(sac & (g.dd > 5) & (g.dd < 92) & (e_end <= 0) & (d_wall > 0), val['annulus'] * 1.3, o)
+    ax_ = np.abs(g.X)
+    wing = np.minimum(np.minimum(g.Yc + 24 - 0.3 * g.dd, 9 - g.Yc), 48 - 0.45 * g.dd - ax_)
+    o = np.where(sac & (g.dd < 45) & (ax_ > 12) & (wing > 0), _bone(val, wing, g.nz), o)     # S1's alae
+    d = spine.degeneration.astype(g.H.dtype)[g.k]
+    bulge = (0.6 + 2.8 * d) * np.clip(1 - (g.H / np.maximum(g.hk, 1e-3)) ** 2, 0, 1)
+    disc = (np.abs(g.H) < g.hk) & (rho < 1 + bulge / 16.5)
+    q = (g.X / 13) ** 2 + ((g.Y + 18) / 10) ** 2 + (g.H / (0.85 * g.hk)) ** 2
+    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.6 * d) * np.where(np.abs(g.H) < 0.5, 0.6, 1)
+    return np.where(disc, val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus, o)
+
+# %% ../nbs/01_phantom.ipynb #f8db2319
+def _posterior_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
+    "`o` with the pedicles, transverse processes, laminae, ligamenta flava, facet joints and spinous processes."
+    sac, ax_, X, Y = g.v == 8, np.abs(g.X), g.X, g.Y
+    ped = ((ax_ - 15.5) / 4.6) ** 2 + ((g.e_up - 10) / 6.8) ** 2
+    o = np.where((ped < 1) & (Y > -6) & (Y < 12) & (~sac | (g.dd < 20)), _bone(val, (1 - np.sqrt(ped)) * 4.6, g.nz), o)
+    tv = np.abs(g.e_up - 10)
+    tp = np.minimum(np.minimum(Y - 5, 14 - Y), np.minimum(5.5 - tv, 38 - 0.5 * tv - ax_))
+    o = np.where((tp > 0) & (ax_ > 17) & ~sac, _bone(val, tp, g.nz), o)
+    t = np.clip(((ax_ - 13) * -13 + (Y - 15) * 9) / (13 * 13 + 9 * 9), 0, 1)
+    dl = np.hypot(ax_ - 13 + 13 * t, Y - 15 - 9 * t)                      # from the plate pedicle → midline
+    at_lamina = (g.e_up > 1.5) & (g.e_lo > 4 - 0.3 * (Y - 14)) & (~sac | (g.dd < 85))
+    strain = level_strain(spine.sizes).astype(Y.dtype)[g.k]
+    flavum = (dl < 2.4 + 3 * strain) & ~at_lamina & (np.abs(g.H) < g.hk + 10) & (Y > 8)
+    o = np.where(flavum, val['ligament'] * 1.3, o)
+    o = np.where((dl < 2.8) & at_lamina, _bone(val, 2.8 - dl, g.nz), o)
+    phi = np.deg2rad(spine.anatomy['facet']).astype(Y.dtype)[g.k]
+    al = (ax_ - 17) * np.sin(phi) + (Y - 19) * np.cos(phi)                  # along the joint
+    sd = (ax_ - 17) * np.cos(phi) - (Y - 19) * np.sin(phi) + 0.05 * al ** 2 - 1   # across it, curved
+    pr = (sd / 7) ** 2 + (al / 9.5) ** 2
+    pillar = (pr < 1) & (~sac | (g.dd < 12))
+    o = np.where(pillar, _bone(val, (1 - np.sqrt(pr)) * 6, g.nz), o)
+    joint = (g.H > -12) & (g.H < 9) & pillar
+    o = np.where(joint & (np.abs(sd) < 2.0), val['ligament'] * 2.2, o)     # cartilage
+    o = np.where(joint & (np.abs(sd) < 0.8), val['joint'], o)
+    hs = g.H + 0.25 * (Y - 22)                                              # spinous processes slope down
+    w = 3.0 - 0.02 * (Y - 22)
+    sp = np.minimum(np.minimum(w - ax_, hs + 6), np.minimum(14 - hs, 55 - 0.1 * np.abs(hs - 5) - Y))
+    o = np.where((ax_ < 2.5) & (Y > 21) & (Y < 56) & ~sac, val['ligament'] * 1.5, o)     # interspinous ligaments
+    o = np.where((sp > 0) & (Y > 21) & ~sac, _bone(val, sp * 1.5, g.nz), o)
+    crest = sac & (ax_ < 3) & (g.Yc > 12) & (g.Yc < 22 - 0.1 * g.dd) & (g.dd < 70)
+    return np.where(crest, _bone(val, 3 - ax_, g.nz), o)
+
+# %% ../nbs/01_phantom.ipynb #c18fde38
+def _canal_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
+    "`o` with the epidural fat, the dural sac at its finding's size, and the cord or cauda equina in it."
+    sac, X, Yc = g.v == 8, g.X, g.Yc
+    cx, cy, rx, ry, rz = STRUCTURES['spinal_canal_stenosis']
+    size = np.array([spine.size('spinal_canal_stenosis', i) for i in range(8)], g.H.dtype)[g.k]
+    f = 1 - (1 - size) * np.exp(-g.H ** 2 / (2 * rz ** 2))
+    front = Yc < cy
+    envelope = (X / (rx + 1.5)) ** 2 + ((Yc - cy) / (ry + np.where(front, 4.0, 2.0))) ** 2 < 1
+    o = np.where(envelope & (~sac | (g.dd < 85)), np.where(front, val['ligament'] * 1.5, val['fat']), o)
+    room = (X / rx) ** 2 + ((Yc - cy) / ry) ** 2 < 1
+    o = np.where(room & (f < 0.97) & ~sac, np.where(front, val['annulus'], val['ligament'] * 1.3), o)
+    cone = np.maximum(np.where(sac, np.clip(1 - (g.dd - 10) / 25, 0, 1), 1.0), 1e-3)
+    u, w = X / (rx * f * cone), (Yc - cy) / (ry * f * cone)
+    dural = u * u + w * w < 1
+    o = np.where(dural, val['csf'], o)
+    kk = g.k - g.H / 30                                                     # disc index, fractional
+    conus = spine.anatomy['conus']
+    cord = dural & ((X / 1.1) ** 2 + (Yc - cy - 1) ** 2 < (4.2 * np.clip(conus - kk, 0, 1) ** 0.6) ** 2)
+    o = np.where(cord, val['nerve'], o)
+    i = np.flatnonzero(dural & ~cord & (kk > conus - 0.2))
+    roots = sum(np.exp(-((u[i] - 0.55 * a) ** 2 + (w[i] - 0.5 - 0.25 * b) ** 2) / 0.004)
+                for a, b in spine.anatomy['roots'])
+    o[i] *= 1 - 0.5 * np.clip(roots, 0, 1)
+    return o
+
+# %% ../nbs/01_phantom.ipynb #e1653ee5
+def _foramina_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
+    "`o` with each foramen (fat, exiting root) and subarticular recess at its finding's size."
+    sac, ax_, Y, H = g.v == 8, np.abs(g.X), g.Y, g.H
+    side = lambda cond: np.array([[spine.size(f'{s}_{cond}', i) for i in range(8)] for s in ('right', 'left')], H.dtype)
+    fo = side('neural_foraminal_narrowing')[(g.X > 0).astype(int), g.k]
+    cx, cy, rx, ry, rz = STRUCTURES['neural_foraminal_narrowing']
+    room = ((ax_ - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2 + (H / rz) ** 2 < 1
+    o = np.where(room & ~sac & (fo < 0.97), np.where(Y < cy, val['annulus'] * 1.4, val['ligament'] * 1.6), o)
+    fat = ((ax_ - cx) / rx) ** 2 + ((Y - cy) / (ry * fo)) ** 2 + (H / (rz * fo)) ** 2 < 1
+    o = np.where(fat & ~sac, val['fat'], o)
+    root = ((ax_ - cx) / 3) ** 2 + ((Y - cy - 1) / 3) ** 2 + ((H - 6.5 * fo - 4) / 3.5) ** 2 < 1
+    o = np.where(root & ~sac, val['nerve'], o)
+    re = side('subarticular_stenosis')[(g.X > 0).astype(int), g.k]
+    cx, cy, rx, ry, rz = STRUCTURES['subarticular_stenosis']
+    recess = ((ax_ - cx) / (rx * re)) ** 2 + ((Y - cy) / (ry * re)) ** 2 < 1
+    return np.where(recess & (np.abs(H) < rz) & ~sac, val['recess'], o)
+
+# %% ../nbs/01_phantom.ipynb #93af3e99
+def _spine_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray, out: np.ndarray) -> np.ndarray:
+    "`out` with version 2's spine drawn over it."
+    x, y, h, k = spine_coords(spine, pts)
+    s = spine.scale
+    ax_ = np.abs(x)
+    near = ((ax_ < 26 * s) & (y > -40 * s) & (y < 64 * s)) | ((ax_ < 42 * s) & (y > 2 * s) & (y < 19 * s))
+    near |= (k == 7) & (h < 0) & (ax_ < 50 * s) & (y > -38 * s) & (y < 22 * s)
+    i = np.flatnonzero(near)
+    g = _frame_v2(spine, x[i], y[i], h[i], k[i], tex[i])
+    o = out[i]
+    ax_ = np.abs(g.X)
+    where = {_bodies_v2: g.Yc < 9, _posterior_v2: g.Y > -6,                # each part only where it can draw
+             _canal_v2: (ax_ < 11) & (g.Yc > -5) & (g.Yc < 15), _foramina_v2: (ax_ > 4) & (ax_ < 22) & (g.Y > -4)}
+    for part, m in where.items():
+        j = np.flatnonzero(m)
+        o[j] = part(spine, g.take(j), val, o[j])
+    full = out.copy()
+    full[i] = o
     return full
 
 # %% ../nbs/01_phantom.ipynb #240ca088
@@ -597,6 +886,9 @@ def _spine_box(spine: Spine, geom: SeriesGeom, s: int, gr: int, gc: int) -> tupl
     ez, reach = spine.frames[:, :, 2], 48 * spine.scale
     chain = np.concatenate([spine.centers[:1] + np.linspace(120, 10, 12)[:, None] * ez[:1], spine.centers,
                             spine.centers[-1:] - np.linspace(10, 90, 9)[:, None] * ez[-1:]])
+    if spine.version >= 2:                          # and the spinous processes, 12 mm further back
+        back = spine.frames[np.r_[[0] * 12, np.arange(8), [7] * 9], :, 1]
+        chain = np.concatenate([chain, chain + 12 * spine.scale * back])
     d = chain - geom.positions[s]
     near = np.abs(d @ geom.normals[s]) < reach
     if not near.any(): return slice(0, 0), slice(0, 0)
@@ -618,7 +910,12 @@ def render_slice(spine: Spine, geom: SeriesGeom, s: int,
     sub = np.zeros((gr, gc), bool)
     sub[br, bc] = True
     sub = sub.ravel()
-    if sub.any():
+    if sub.any() and spine.version >= 2:                  # both depths in one call: fewer, larger array operations
+        n, m = geom.normals[s].astype(np.float32) * geom.thickness / 4, int(sub.sum())
+        two = _spine(spine, np.concatenate([pts[sub] - n, pts[sub] + n]), val, np.tile(tex[sub], 2),
+                     np.tile(img.ravel()[sub], 2))
+        img.ravel()[sub] = (two[:m] + two[m:]) / 2
+    elif sub.any():
         n = geom.normals[s].astype(np.float32) * geom.thickness / 4
         img.ravel()[sub] = sum(_spine(spine, pts[sub] + o * n, val, tex[sub], img.ravel()[sub]) for o in (-1, 1)) / 2
     return img

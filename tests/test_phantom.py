@@ -1,7 +1,7 @@
 "The phantom as a benchmark: reader-grade marginals, the oracle's limit, determinism across workers, acquisition variation, refusals."
 import json
 import numpy as np, pandas as pd, pydicom, pytest
-from lumbar_rsna.core import LABEL_COLS, SEVERITIES, PRED_COLS, read_train, read_sample_submission, read_series_descriptions, fit_prior, prior_submission
+from lumbar_rsna.core import LABEL_COLS, LEVELS, SEVERITIES, PRED_COLS, read_train, read_sample_submission, read_series_descriptions, fit_prior, prior_submission
 from lumbar_rsna.metrics import score
 from lumbar_rsna.dicom import load_stacks
 import lumbar_rsna.phantom as phantom
@@ -89,6 +89,7 @@ def test_a_worker_error_names_the_study(tmp_path, monkeypatch):
 def test_version_1_bytes_are_kept(tmp_path):
     "Version 1 writes what it wrote before version 2 existed (pinned on the code of that time; phantom.json names the package version)."
     p = make_phantom(tmp_path/'v1', 3, seed=5, test_studies=1, size='small', progress=False, workers=1, version=1)
+    assert json.loads((p/'phantom.json').read_text())['phantom_version'] == 1
     (p/'phantom.json').unlink()
     assert folder_digest(p) == '57a61e97bac58fd66a51996c4b0a207986d06f01abe47c1561cecad100cc63be'
 
@@ -131,3 +132,40 @@ def test_version_2_rescaled_files_decode_to_the_values(ph):
         stored = pydicom.dcmread(f).pixel_array
         assert stored.max() < 65535 and stored.min() >= -float(ds.RescaleIntercept) / float(ds.RescaleSlope) - 1
         assert value.dtype == np.float32 and value.min() > -2 and value.max() > 100, (f, value.min(), value.max())
+
+def _spine_with(cells: dict, seed=0, version=2):
+    "A spine whose finding sizes are 1 except `cells` (label column → size)."
+    sizes = np.ones(25)
+    for col, v in cells.items(): sizes[LABEL_COLS.index(col)] = v
+    return phantom.random_spine(sizes, np.random.default_rng(seed), version)
+
+@pytest.mark.parametrize('cond, contrast, tissue', [('spinal_canal_stenosis', 1, 'csf'),
+    ('left_neural_foraminal_narrowing', 0, 'fat'), ('right_subarticular_stenosis', 1, 'recess')])
+def test_version_2_draws_each_finding_at_its_landmark_and_size(cond, contrast, tissue):
+    "At a normal level the label's tissue fills its landmark and the structure's half-radius; at size 0.2 the half-radius loses it."
+    side, (cx, cy, rx, ry, rz) = phantom._structure(cond)
+    for seed in range(3):
+        for k in range(5):
+            col = f'{cond}_{LEVELS[k]}'
+            for size, inside in ((1.0, True), (0.2, False)):
+                sp = _spine_with({col: size}, seed)
+                s = sp.scale
+                pts = [sp.to_patient(phantom.LUMBAR + k, (side * cx * s, (cy - 0.5 * ry) * s, 0.0))]
+                if size == 1.0: pts.append(phantom.landmark(sp, cond, k))
+                v = phantom.render(sp, np.array(pts, np.float32), contrast)
+                want = phantom._tissues(sp, contrast)[tissue]
+                assert np.allclose(v, want) == inside, (cond, seed, k, size, v, want)
+
+def test_version_2_discs_are_darker_on_t2_where_the_level_is_strained():
+    "A disc's nucleus (T2) falls with its level's strain, across studies; version 1's discs do not depend on it."
+    strain, signal = [], []
+    for seed in range(12):
+        z = np.random.default_rng(seed).normal(0.8, 1.2, 25)
+        sp = phantom.random_spine(phantom.finding_size(z[None])[0], np.random.default_rng(seed), 2)
+        at = sp.centers + np.einsum('kij,j->ki', sp.frames, [0, -18 * sp.scale, 0]) + sp.frames[:, :, 2] * sp.half[:, None] / 3
+        strain += list(phantom.level_strain(sp.sizes)[phantom.LUMBAR:])
+        signal += list(phantom.render(sp, at.astype(np.float32), 1)[phantom.LUMBAR:])
+    strain, signal = np.array(strain), np.array(signal)
+    assert np.corrcoef(strain, signal)[0, 1] < -0.6, np.corrcoef(strain, signal)
+    assert signal[strain < 0.05].mean() > signal[strain > 0.3].mean() + 0.15
+    assert 0.2 < np.corrcoef(strain, signal)[0, 1] ** 2 < 0.95        # tied, not determined: other things vary
