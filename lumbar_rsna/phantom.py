@@ -1281,9 +1281,17 @@ def patient_position(ds: pydicom.Dataset, x: float, y: float) -> np.ndarray:
     return np.array(ds.ImagePositionPatient, float) + x * ps[1] * iop[:3] + y * ps[0] * iop[3:]
 
 # %% ../nbs/01_phantom.ipynb #e5d3b9e5
-def study_spine(seed: int, study_id: int, version: int = PHANTOM_VERSION) -> Spine:
-    "A phantom study's anatomy rebuilt from its seed and version (finding sizes left at 1): for checks."
-    return random_spine(np.ones(25), np.random.default_rng([seed, 2, int(study_id)]), version)
+def study_spine(root,          # a phantom's folder (its phantom.json says how it was made)
+                study_id: int,
+               ) -> Spine:
+    """A phantom study's anatomy as it was drawn, rebuilt from the phantom's seed, size and version and the study's
+    hidden finding sizes (version 2 lowers a strained level's disc, so the sizes shape the spine): for checks."""
+    made = json.loads((Path(root)/MARKER).read_text())
+    n, seed = made['studies'] + made['test_studies'], made['seed']
+    ids, _, z, _ = _draw_studies(n, seed)
+    i = int(np.flatnonzero(ids == int(study_id))[0])
+    rng = np.random.default_rng([seed, 2, int(study_id)])
+    return random_spine(finding_size(z[i:i + 1])[0], rng, made.get('phantom_version', 1))
 
 # %% ../nbs/01_phantom.ipynb #c044
 def profile_width(img: np.ndarray, x: float, y: float,
