@@ -251,7 +251,7 @@ class LocalizerConfig(ModelConfig):
                             'order accepts where a choice allows it, so that no level skips a disc (0: no limit; '
                             'e.g. 55)')
     shared_slice: float = arg(0.0, "localising sagittal series: weight of a slice's mean heatmap peak over the five "
-                              "levels in each level's slice choice (`localize.level_slices`: real canal points lie on "
+                              "levels in each level's slice choice (`localize.choose_slices`: real canal points lie on "
                               'one slice in four real studies out of five; 0: each level alone; e.g. 5)')
 
     def __post_init__(self):

@@ -26,7 +26,7 @@ __all__ = ['LOCALIZER_CONDITIONS', 'COORD_COLS', 'n_channels', 'side_sign', 'geo
            'pixel_to_norm', 'norm_to_pixel', 'point_on_slices', 'slice_targets', 'LocalizerModel', 'place_targets',
            'localizer_loss', 'slice_input', 'mirror_slice', 'random_affine', 'random_intensity', 'augment_slice',
            'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks', 'heatmap_peaks', 'run_heatmaps',
-           'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'level_slices', 'ordered_points', 'sagittal_points',
+           'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'choose_slices', 'ordered_points', 'sagittal_points',
            'most_confident', 'stack_neighbours', 'axial_points', 'localizer_data', 'truth_points', 'localizer_scores',
            'LocalizerTask', 'plot_localizer_logs', 'canal_levels', 'axial_findings', 'localize_study', 'oof_localizers',
            'localize', 'show_localization', 'plot_localization_errors']
@@ -449,7 +449,7 @@ def ordered_levels(cands: list[np.ndarray], # per level, its candidates (k, 2): 
     return max(last, key=lambda t: t[0])[1] if last else [0] * len(cands)
 
 # %% ../nbs/10_localize.ipynb #83920ad0
-def level_slices(top: np.ndarray,     # (S, 5) each slice's highest heatmap logit per level
+def choose_slices(top: np.ndarray,     # (S, 5) each slice's highest heatmap logit per level
                  slices: np.ndarray,  # the slices to choose from
                  shared: float = 0.0, # weight of a slice's mean logit over the five levels (0: each level alone)
                  ) -> list[int]:
@@ -465,11 +465,11 @@ def ordered_points(condition: str,       # a sagittal condition slug
                    v: Volume,            # its geometry
                    slices: np.ndarray,   # the slices that may show it (one side of the canal for a foramen)
                    max_gap: float = 0.0, # `ordered_levels`' most mm between consecutive levels (0: no limit)
-                   shared: float = 0.0,  # `level_slices`' weight of the levels' shared evidence (0: each level alone)
+                   shared: float = 0.0,  # `choose_slices`' weight of the levels' shared evidence (0: each level alone)
                    ) -> list[dict]:
-    """One finding per level: among `slices`, the one `level_slices` chooses; on it, the peak that `ordered_levels`
+    """One finding per level: among `slices`, the one `choose_slices` chooses; on it, the peak that `ordered_levels`
     keeps."""
-    ks = level_slices(maxima[:, :, 0, 0].numpy(), slices, shared)
+    ks = choose_slices(maxima[:, :, 0, 0].numpy(), slices, shared)
     cands = [maxima[k, c][torch.isfinite(maxima[k, c, :, 0])] for c, k in enumerate(ks)]
     rows, cols = v.pixels.shape[1], v.pixels.shape[2]
     height = lambda k, p: v.to_patient(k, *norm_to_pixel(p[1], p[2], rows, cols)[::-1])[2]
@@ -487,7 +487,7 @@ def sagittal_points(series_type: str,          # 'Sagittal T2/STIR' or 'Sagittal
                     v: Volume,                 # its geometry
                     midline: float | None = None, # patient x (mm) of the canal; default: the series' centre
                     max_gap: float = 0.0,      # `ordered_levels`' most mm between consecutive levels (0: no limit)
-                    shared: float = 0.0,       # `level_slices`' weight of the levels' shared evidence (0: none)
+                    shared: float = 0.0,       # `choose_slices`' weight of the levels' shared evidence (0: none)
                     ) -> list[dict]:
     """Findings of a sagittal series (`ordered_points`): the canal on Sagittal T2/STIR; on Sagittal T1 each foramen
     among the slices on its side of the `midline`."""
