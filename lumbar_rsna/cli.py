@@ -107,18 +107,24 @@ def cmd_phantom(args) -> int:
     "Write a synthetic competition-format dataset."
     from lumbar_rsna.phantom import make_phantom
     root = make_phantom(args.out, args.studies, args.seed, args.test_studies, args.size, args.overwrite,
-                        workers=args.workers, version=args.phantom_version)
+                        workers=args.workers, version=_phantom_version(args))
     test = args.test_studies if args.test_studies is not None else max(1, args.studies // 4)
     print(f'wrote {root}: {args.studies} train studies, {test} test studies ({args.size})')
     return 0
 
 # %% ../nbs/90_cli.ipynb #4fe0fe6f
 def _add_phantom_version(s):
-    "The `--phantom-version` option of the commands that write a phantom."
-    from lumbar_rsna.phantom import PHANTOM_VERSION, PHANTOM_VERSIONS
-    s.add_argument('--phantom-version', type=int, default=PHANTOM_VERSION, choices=list(PHANTOM_VERSIONS),
-                   help=f'the phantom\'s version (default: {PHANTOM_VERSION}; 1: the first, schematic one, for '
-                   'earlier figures)')
+    """The `--phantom-version` option of the commands that write a phantom; its default is left to the phantom
+    (`phantom.PHANTOM_VERSION`), which `--help` does not import."""
+    s.add_argument('--phantom-version', type=int, metavar='N',
+                   help="the phantom's version (default: the newest, 2, shaped by the real scans; 1: the first, "
+                   'schematic one, for earlier figures)')
+
+
+def _phantom_version(args) -> int:
+    "The phantom version a command asks for: `--phantom-version`, else the phantom's default."
+    from lumbar_rsna.phantom import PHANTOM_VERSION
+    return PHANTOM_VERSION if args.phantom_version is None else args.phantom_version
 
 # %% ../nbs/90_cli.ipynb #044e4a13
 def _add_phantom(sub):
@@ -522,7 +528,7 @@ def cmd_demo(args) -> int:
     "The main job: phantom → preprocess → three models → submission → score, with plots."
     from lumbar_rsna.demo import run_demo
     run_demo(args.out, studies=args.studies, test_studies=args.test_studies, epochs=args.epochs, seed=args.seed,
-             jobs=args.jobs, phantom_version=args.phantom_version)
+             jobs=args.jobs, phantom_version=_phantom_version(args))
     return 0
 
 # %% ../nbs/90_cli.ipynb #48e5ae13
