@@ -79,6 +79,12 @@ def print_report(err: pd.DataFrame, title: str):
     print(localization_line(err), flush=True)
 
 
+def write_spider(out: Path, spider: Path, test_cases: list[int]):
+    "A competition-format dataset at `out` of `spider`'s cases, `test_cases` held out (`spider_to_rsna.py`)."
+    subprocess.run([sys.executable, str(SHARED/'tools'/'spider_to_rsna.py'), str(out), '--data', str(spider),
+                    '--test-cases', ','.join(map(str, test_cases))], check=True, stdout=subprocess.DEVNULL)
+
+
 def spider_folds(spider: Path, k: int, seed: int) -> list[list[int]]:
     "The cases of `spider`'s levels.csv in `k` folds of a seeded shuffle."
     cases = sorted(pd.read_csv(spider/'levels.csv').case.unique())
@@ -114,7 +120,6 @@ def main():
         errs = [err]
     else:
         spider, errs = Path(a.spider), []
-        tool = SHARED/'tools'/'spider_to_rsna.py'
         for r in range(a.repeats):
             folds = spider_folds(spider, a.holdouts, a.seed + r)
             pick = range(len(folds)) if a.folds is None else [int(f) for f in a.folds.split(',')]
@@ -122,8 +127,7 @@ def main():
                 with tempfile.TemporaryDirectory() as w:
                     w = Path(a.keep)/f'r{r}f{f}' if a.keep else Path(w)
                     if not (a.reuse and (w/'data'/'test_label_coordinates.csv').exists()):
-                        subprocess.run([sys.executable, str(tool), str(w/'data'), '--data', str(spider), '--test-cases', ','.join(map(str, folds[f]))],
-                                       check=True, stdout=subprocess.DEVNULL)
+                        write_spider(w/'data', spider, folds[f])
                     err, info = bench_one(w/'data', w, overrides, not a.verbose, a.reuse, runs=a.runs)
                 errs.append(err.assign(repeat=r, fold=f))
                 print(f'repeat {r} fold {f} (test cases {folds[f]}): train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), '

@@ -11,11 +11,11 @@ Prints one `all:` line per dataset and a table; `--figure PNG` draws each datase
 per-level shares within 5 mm (no image of any scan). `--skip-real` / `--versions` choose what runs; `--errors CSV`
 keeps the per-point errors (with a `dataset` column) and `--from CSV` redraws from such files without training.
 Run with OMP_NUM_THREADS=1 on a shared machine."""
-import argparse, json, subprocess, sys, tempfile, time
+import argparse, json, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_localize import SHARED, BENCH, bench_one, parse_set
+from real_localize import SHARED, BENCH, bench_one, parse_set, write_spider
 from lumbar_rsna.analysis import localization_line
 from lumbar_rsna.phantom import make_phantom
 
@@ -37,8 +37,7 @@ def run_real(spider: Path, n: int, seed: int, overrides: dict) -> pd.DataFrame:
     test = sorted(int(c) for c in cases[n:])
     with tempfile.TemporaryDirectory() as w:
         w = Path(w)
-        subprocess.run([sys.executable, str(SHARED/'tools'/'spider_to_rsna.py'), str(w/'data'), '--data', str(spider),
-                        '--test-cases', ','.join(map(str, test))], check=True, stdout=subprocess.DEVNULL)
+        write_spider(w/'data', spider, test)
         err, info = bench_one(w/'data', w, overrides)
     print(f'real (SPIDER, {n} train, {len(test)} test cases): train {info["train_s"]:.0f} s, {localization_line(err)}',
           flush=True)
