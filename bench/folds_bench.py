@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import lumbar_rsna.runs as runs_module
 from lumbar_rsna.core import SERIES_TYPES, series_slug, read_train, read_sample_submission, fit_prior, prior_submission
-from lumbar_rsna.phantom import make_phantom
+from lumbar_rsna.phantom import make_phantom, PHANTOM_VERSION
 from lumbar_rsna.cache import preprocess
 from lumbar_rsna.metrics import score
 from lumbar_rsna.train import recipe, train_folds
@@ -49,13 +49,14 @@ def test_score(root: Path, models, cache: Path, sol: pd.DataFrame, oracle: float
     s = score(sol, sub)[0]
     return dict(score=s, gap_closed=(prior - s) / (prior - oracle))
 
-def main(out: Path, folds: str, studies: int, test_studies: int, seeds: int = 2):
+def main(out: Path, folds: str, studies: int, test_studies: int, seeds: int = 2, version: int = PHANTOM_VERSION):
     warnings.simplefilter('ignore')
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     root, cache = out/'phantom', out/'cache'
     if not (root/'train.csv').exists():
-        make_phantom(root, studies, 0, test_studies, progress=False)
+        make_phantom(root, studies, 0, test_studies, progress=False, version=version)
+    say(t0, f'phantom version {json.loads((root/"phantom.json").read_text()).get("phantom_version", 1)}')
     preprocess(root, cache, 'all', size=96, progress=False)
     all_runs = train_stage(out, root, cache, folds, 0, t0)
     others = [train_stage(out, root, cache, '0', s, t0) for s in range(1, seeds)]
@@ -95,5 +96,6 @@ if __name__ == '__main__':
     ap.add_argument('--folds', default='all', help="folds of the ensemble ('all': the demo recipe's 4)")
     ap.add_argument('--studies', type=int, default=240); ap.add_argument('--test-studies', type=int, default=60)
     ap.add_argument('--seeds', type=int, default=2, help='fold 0 trained with this many seeds, to show how much one run moves')
+    ap.add_argument('--phantom-version', type=int, default=PHANTOM_VERSION, help='the phantom version to write (ignored when --out has one)')
     a = ap.parse_args()
-    main(Path(a.out), a.folds, a.studies, a.test_studies, a.seeds)
+    main(Path(a.out), a.folds, a.studies, a.test_studies, a.seeds, a.phantom_version)
