@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/'shared'
 SERIES = 'Sagittal T2/STIR'
 BENCH = dict(epochs=80, patience=80, max_gap_mm=55.0,   # on top of the demo recipe: the first contact's 80 epochs, no level skipping a disc,
-             image_size=192, cache_size=192,        # twice the demo's input: a heatmap cell of ~3.7 mm on SPIDER's 352 mm field
+             image_size=256, cache_size=256,        # 2.7× the demo's input: a heatmap cell of 2.75 mm on SPIDER's 352 mm field (192 px: 3.7 mm)
              shared_slice=5.0)                      # the levels' shared evidence in each level's slice (`localize.choose_slices`)
 INFERENCE = ('max_gap_mm', 'shared_slice')                  # settings used only when localising: a kept run can be localised again with others
 
