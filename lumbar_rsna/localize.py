@@ -450,9 +450,9 @@ def ordered_levels(cands: list[np.ndarray], # per level, its candidates (k, 2): 
 
 # %% ../nbs/10_localize.ipynb #83920ad0
 def choose_slices(top: np.ndarray,     # (S, 5) each slice's highest heatmap logit per level
-                 slices: np.ndarray,  # the slices to choose from
-                 shared: float = 0.0, # weight of a slice's mean logit over the five levels (0: each level alone)
-                 ) -> list[int]:
+                  slices: np.ndarray,  # the slices to choose from
+                  shared: float = 0.0, # weight of a slice's mean logit over the five levels (0: each level alone)
+                  ) -> list[int]:
     """Each level's slice among `slices`: the highest `top` of its own plus `shared` × the slice's mean over all
     levels. Radiologists mark the canal of every level on one mid-sagittal slice in 78% of the real studies (the
     competition's coordinates), so evidence shared by the levels can settle a level's slice."""

@@ -94,7 +94,7 @@ def test_missing_series_and_bad_files(phantom):
     assert set(p.study_id) >= others
 
 def test_lands_near_the_labels(tmp_path):
-    """The demo's CPU recipe at 5 epochs (the demo trains 4 since version 2) on 120 studies: the canal points of held-out studies land within 10 mm, at the right level.
+    """The demo's CPU recipe at 5 epochs (pinned: the thresholds were measured there) on 120 studies: the canal points of held-out studies land within 10 mm, at the right level.
     On phantom version 1, where these thresholds were measured; version 2's tiny sagittal field (the spine anywhere in a
     240–320 mm field, not hugged by it) gives 50.5% within 5 mm, 70.7% within 10 mm, 80.8% level right at these 5
     epochs and 120 studies (the demo's 240 studies reach 85.7%, 95.4% level right), too few to test against."""
