@@ -11,9 +11,9 @@ Scientific Data 11, 264 (2024), CC BY 4.0. Its images stay in the temporary fold
 
 The recipe is the localiser's `demo` recipe (test_efficientnet, random weights) with the bench's own defaults on top
 (`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field; `--set max_gap_mm=0 image_size=96
-cache_size=96 shared_slice=0` is the first contact's recipe). `--runs K` trains K runs validating on other folds and
+cache_size=96 shared_slice=0 level_candidates=0` is the first contact's recipe). `--runs K` trains K runs validating on other folds and
 localises with their ensemble. `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
-training (e.g. with another `max_gap_mm`). Run it with OMP_NUM_THREADS=1 on a shared machine; the wall times printed
+training (e.g. with another `max_gap_mm` or `level_candidates`). Run it with OMP_NUM_THREADS=1 on a shared machine; the wall times printed
 are measured, under whatever load there is."""
 import argparse, contextlib, io, json, os, subprocess, sys, tempfile, time, warnings
 from dataclasses import replace
@@ -30,8 +30,9 @@ SHARED = ROOT.parent/'shared'
 SERIES = 'Sagittal T2/STIR'
 BENCH = dict(epochs=80, patience=80, max_gap_mm=55.0,   # on top of the demo recipe: the first contact's 80 epochs, no level skipping a disc,
              image_size=256, cache_size=256,        # 2.7× the demo's input: a heatmap cell of 2.75 mm on SPIDER's 352 mm field (192 px: 3.7 mm)
-             shared_slice=5.0)                      # the levels' shared evidence in each level's slice (`localize.choose_slices`)
-INFERENCE = ('max_gap_mm', 'shared_slice')                  # settings used only when localising: a kept run can be localised again with others
+             shared_slice=5.0,                      # the levels' shared evidence in each level's slice (`localize.choose_slices`)
+             level_candidates=12)                   # where the levels' own peaks allow no order, their shared ones (`localize.shared_peaks`)
+INFERENCE = ('max_gap_mm', 'shared_slice', 'level_candidates')  # settings used only when localising: a kept run can be localised again with others
 
 
 def parse_set(items: list[str]) -> dict:

@@ -253,6 +253,10 @@ class LocalizerConfig(ModelConfig):
     shared_slice: float = arg(0.0, "localising sagittal series: weight of a slice's mean heatmap peak over the five "
                               "levels in each level's slice choice (`localize.choose_slices`: real canal points lie on "
                               'one slice in four real studies out of five; 0: each level alone; e.g. 5)')
+    level_candidates: int = arg(0, "localising sagittal series: where the levels' own peaks allow no order (two "
+                                'levels at one disc), their candidates become the peaks of all the levels\' heatmaps '
+                                "together, this many per slice, each scored by the level's own heatmap "
+                                '(`localize.shared_peaks`; 0: never; e.g. 12)')
 
     def __post_init__(self):
         super().__post_init__()
@@ -269,6 +273,8 @@ class LocalizerConfig(ModelConfig):
             raise ValueError(f'max_gap_mm must be at least 0, got {self.max_gap_mm}')
         if not self.shared_slice >= 0:
             raise ValueError(f'shared_slice must be at least 0, got {self.shared_slice}')
+        if not self.level_candidates >= 0:
+            raise ValueError(f'level_candidates must be at least 0, got {self.level_candidates}')
 
     @property
     def name(self) -> str:

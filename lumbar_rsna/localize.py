@@ -25,11 +25,11 @@ from .runs import Models, TrainedModel, autocast, batch_size_for, out_of_fold
 __all__ = ['LOCALIZER_CONDITIONS', 'COORD_COLS', 'n_channels', 'side_sign', 'geometry', 'channel_of', 'slice_gaps',
            'pixel_to_norm', 'norm_to_pixel', 'point_on_slices', 'slice_targets', 'LocalizerModel', 'place_targets',
            'localizer_loss', 'slice_input', 'mirror_slice', 'random_affine', 'random_intensity', 'augment_slice',
-           'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks', 'heatmap_peaks', 'run_heatmaps',
-           'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'choose_slices', 'ordered_points', 'sagittal_points',
-           'most_confident', 'stack_neighbours', 'axial_points', 'localizer_data', 'truth_points', 'localizer_scores',
-           'LocalizerTask', 'plot_localizer_logs', 'canal_levels', 'axial_findings', 'localize_study', 'oof_localizers',
-           'localize', 'show_localization', 'plot_localization_errors']
+           'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks', 'heatmap_peaks', 'shared_peaks',
+           'run_heatmaps', 'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'choose_slices', 'in_order',
+           'ordered_points', 'sagittal_points', 'most_confident', 'stack_neighbours', 'axial_points', 'localizer_data',
+           'truth_points', 'localizer_scores', 'LocalizerTask', 'plot_localizer_logs', 'canal_levels', 'axial_findings',
+           'localize_study', 'oof_localizers', 'localize', 'show_localization', 'plot_localization_errors']
 
 # %% ../nbs/10_localize.ipynb #17c2fbe3
 LOCALIZER_CONDITIONS = {
@@ -368,6 +368,27 @@ def heatmap_peaks(logits: torch.Tensor, k: int = 3) -> torch.Tensor:
     n, c = logits.shape[:2]
     return torch.stack([peaks(m, k) for m in logits.float().flatten(0, 1)]).view(n, c, k, 3)
 
+# %% ../nbs/10_localize.ipynb #b1e0c4a2
+def shared_peaks(logits: torch.Tensor, # a batch of heatmaps (N, C, h, w), e.g. one channel per level
+                 k: int = 12           # candidates per heatmap
+                 ) -> torch.Tensor:
+    """The candidates the channels share, (N, C, k, 3): the `k` highest `peaks` of the channels' maximum (x, y
+    normalised, the same for every channel), each scored by the channel's own logit there (its highest within one cell
+    of the peak); rows of (−inf, 0, 0) where there are fewer."""
+    logits = logits.float()
+    n, c, h, w = logits.shape
+    pooled = F.max_pool2d(logits, 3, 1, 1)
+    out = torch.zeros(n, c, k, 3)
+    out[..., 0] = -torch.inf
+    for i in range(n):
+        pk = peaks(logits[i].max(0).values, k)
+        m = int(torch.isfinite(pk[:, 0]).sum())                         # `peaks` puts the found ones first
+        col = ((pk[:m, 1] + 1) * w / 2 - 0.5).round().long().clamp(0, w - 1)
+        row = ((pk[:m, 2] + 1) * h / 2 - 0.5).round().long().clamp(0, h - 1)
+        out[i, :, :m, 0] = pooled[i][:, row, col]
+        out[i, :, :m, 1:] = pk[:m, 1:]
+    return out
+
 # %% ../nbs/10_localize.ipynb #85240849
 def run_heatmaps(m: TrainedModel,   # a localiser run
                  image: np.ndarray, # a cached series' slices (S, H, W), uint8
@@ -405,13 +426,16 @@ def series_peaks(models: list[TrainedModel],  # the localiser runs of one series
                  image: np.ndarray,           # a cached series' slices (S, H, W), uint8
                  tta: bool = True,
                  batch_size: int | None = None, # slices per forward pass (default: 32 on a CPU, 128 on a GPU)
-                 k: int = 3) -> torch.Tensor:
-    "The `k` highest peaks (S, channels, k, 3) of every slice's `ensemble_heatmaps`: logit, x, y (normalised)."
+                 k: int = 3,
+                 shared: int = 0              # then this many `shared_peaks` per slice (0: none)
+                 ) -> torch.Tensor:
+    """The `k` highest peaks of every slice's `ensemble_heatmaps`, then its `shared` candidates shared by the
+    channels: (S, channels, k + shared, 3), each row a logit and x, y (normalised)."""
     bs = batch_size or batch_size_for(models[0].device, 32, 128)
     outs = []
     for s in range(0, len(image), bs):
-        idx = np.arange(s, min(s + bs, len(image)))
-        outs.append(heatmap_peaks(ensemble_heatmaps(models, image, idx, tta), k))
+        hm = ensemble_heatmaps(models, image, np.arange(s, min(s + bs, len(image))), tta)
+        outs.append(torch.cat([heatmap_peaks(hm, k), shared_peaks(hm, shared)], 2) if shared else heatmap_peaks(hm, k))
     return torch.cat(outs)
 
 # %% ../nbs/10_localize.ipynb #838d2dcf
@@ -460,21 +484,39 @@ def choose_slices(top: np.ndarray,     # (S, 5) each slice's highest heatmap log
     return [int(slices[score[:, c].argmax()]) for c in range(top.shape[1])]
 
 # %% ../nbs/10_localize.ipynb #b802b7e4
+def in_order(z: list[float],        # each level's chosen height along the spine (mm), head to feet
+             min_gap: float = 10.0  # `ordered_levels`' least mm between consecutive levels
+             ) -> bool:
+    "Whether every level lies at least `min_gap` mm below the one above it."
+    return all(a - b >= min_gap for a, b in zip(z, z[1:]))
+
 def ordered_points(condition: str,       # a sagittal condition slug
                    maxima: torch.Tensor, # `series_peaks` of the series (S, 5, k, 3)
                    v: Volume,            # its geometry
                    slices: np.ndarray,   # the slices that may show it (one side of the canal for a foramen)
                    max_gap: float = 0.0, # `ordered_levels`' most mm between consecutive levels (0: no limit)
                    shared: float = 0.0,  # `choose_slices`' weight of the levels' shared evidence (0: each level alone)
+                   candidates: int = 0,  # the last rows of `maxima` that are `shared_peaks` (0: none)
                    ) -> list[dict]:
-    """One finding per level: among `slices`, the one `choose_slices` chooses; on it, the peak that `ordered_levels`
-    keeps."""
+    """One finding per level: among `slices`, the one `choose_slices` chooses (by each level's own highest peak); on
+    it, the candidate that `ordered_levels` keeps among the level's own peaks. Where these allow no order (two levels
+    at one disc, or upside down) and `maxima` end with `candidates` shared peaks, the levels choose among those
+    instead: every disc is one, so the order can give each level a disc its own heatmap only ranked fourth or lower.
+    `ValueError` when `maxima` hold no own peak before the `candidates`."""
+    if not 0 <= candidates < maxima.shape[2]:
+        raise ValueError(f'candidates={candidates}: maxima hold {maxima.shape[2]} rows per level, '
+                         'own peaks first (`series_peaks(..., shared=candidates)`)')
     ks = choose_slices(maxima[:, :, 0, 0].numpy(), slices, shared)
-    cands = [maxima[k, c][torch.isfinite(maxima[k, c, :, 0])] for c, k in enumerate(ks)]
     rows, cols = v.pixels.shape[1], v.pixels.shape[2]
     height = lambda k, p: v.to_patient(k, *norm_to_pixel(p[1], p[2], rows, cols)[::-1])[2]
-    z = [np.array([height(k, p) for p in cd.numpy()]) for k, cd in zip(ks, cands)]
-    pick = ordered_levels([np.c_[cd[:, 0].numpy(), zz] for cd, zz in zip(cands, z)], max_gap=max_gap)
+    def choose(rows_of):
+        cands = [cd[torch.isfinite(cd[:, 0])] for cd in (rows_of(k, c) for c, k in enumerate(ks))]
+        z = [np.array([height(k, p) for p in cd.numpy()]) for k, cd in zip(ks, cands)]
+        pick = ordered_levels([np.c_[cd[:, 0].numpy(), zz] for cd, zz in zip(cands, z)], max_gap=max_gap)
+        return cands, pick, in_order([zz[j] for zz, j in zip(z, pick)])
+    cands, pick, ok = choose(lambda k, c: maxima[k, c, :maxima.shape[2] - candidates])
+    if candidates and not ok:
+        cands, pick, _ = choose(lambda k, c: maxima[k, c, -candidates:])
     out = []
     for c, (k, cd, j) in enumerate(zip(ks, cands, pick)):
         sc, u, w = cd[j].tolist()
@@ -488,6 +530,7 @@ def sagittal_points(series_type: str,          # 'Sagittal T2/STIR' or 'Sagittal
                     midline: float | None = None, # patient x (mm) of the canal; default: the series' centre
                     max_gap: float = 0.0,      # `ordered_levels`' most mm between consecutive levels (0: no limit)
                     shared: float = 0.0,       # `choose_slices`' weight of the levels' shared evidence (0: none)
+                    candidates: int = 0,       # `ordered_points`' shared candidates (0: each level's own peaks)
                     ) -> list[dict]:
     """Findings of a sagittal series (`ordered_points`): the canal on Sagittal T2/STIR; on Sagittal T1 each foramen
     among the slices on its side of the `midline`."""
@@ -497,7 +540,7 @@ def sagittal_points(series_type: str,          # 'Sagittal T2/STIR' or 'Sagittal
     for cond in LOCALIZER_CONDITIONS[series_type]:
         sel = np.flatnonzero(side_sign(cond) * (lr - mid) > 0) if side_sign(cond) else np.arange(len(lr))
         if len(sel):
-            out += ordered_points(cond, maxima, v, sel, max_gap, shared)
+            out += ordered_points(cond, maxima, v, sel, max_gap, shared, candidates)
     return out
 
 # %% ../nbs/10_localize.ipynb #30e4484a
@@ -643,7 +686,7 @@ COORD_COLS = ['study_id', 'series_id', 'instance_number', 'condition', 'level', 
 
 # %% ../nbs/10_localize.ipynb #a20fd19a
 def _series_peaks(study: int, rows: pd.DataFrame, cache, split: str, models: list[TrainedModel],
-                  tta: bool) -> list[tuple[Volume, torch.Tensor]]:
+                  tta: bool, shared: int = 0) -> list[tuple[Volume, torch.Tensor]]:
     "(geometry, `series_peaks`) of each series of `rows`; one that fails to load or predict is left out, warned."
     out = []
     for r in rows.to_dict('records'):
@@ -653,7 +696,7 @@ def _series_peaks(study: int, rows: pd.DataFrame, cache, split: str, models: lis
             continue
         try:
             cs = load_cached(cache, study, r['series_id'], split, int(r['size']))
-            out.append((geometry(cs), series_peaks(models, cs.image, tta)))
+            out.append((geometry(cs), series_peaks(models, cs.image, tta, shared=shared)))
         except Exception as e:
             warnings.warn(f"{name} failed ({type(e).__name__}: {e}); not localised")
     return out
@@ -694,7 +737,9 @@ def localize_study(study: int,          # the study id
     """Every finding of one study (`COORD_COLS`): canal on Sagittal T2/STIR, foramina on Sagittal T1 (sides split at
     the canal), recesses on the Axial T2 slices the sagittal levels project to. What cannot be found is missing, with
     a warning. Every series of a type is used; per finding, the most confident series' point."""
-    got = {t: _series_peaks(study, series_of_type(index, t), cache, split, localizers[t], tta) for t in localizers}
+    shared = lambda t: localizers[t][0].cfg.level_candidates if t != 'Axial T2' else 0
+    got = {t: _series_peaks(study, series_of_type(index, t), cache, split, localizers[t], tta, shared(t))
+           for t in localizers}
     rows = []
     for t in ('Sagittal T2/STIR', 'Sagittal T1'):
         if t not in got:
@@ -706,7 +751,7 @@ def localize_study(study: int,          # the study id
         x = float(np.median([p[0] for p in mid.values()])) if mid else None
         cfg = localizers[t][0].cfg
         rows += most_confident([p for v, h in got[t] for p in sagittal_points(t, h, v, x, cfg.max_gap_mm,
-                                                                               cfg.shared_slice)])
+                                                                               cfg.shared_slice, shared(t))])
     canal = canal_levels(rows)
     if got.get('Axial T2') and not canal:
         warnings.warn(f'study {study}: no sagittal level points to project: '
