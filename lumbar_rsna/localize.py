@@ -26,9 +26,9 @@ __all__ = ['LOCALIZER_CONDITIONS', 'COORD_COLS', 'n_channels', 'side_sign', 'geo
            'pixel_to_norm', 'norm_to_pixel', 'point_on_slices', 'slice_targets', 'LocalizerModel', 'place_targets',
            'localizer_loss', 'slice_input', 'mirror_slice', 'random_affine', 'random_intensity', 'augment_slice',
            'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks', 'heatmap_peaks', 'shared_peaks',
-           'run_heatmaps', 'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'choose_slices', 'in_order',
-           'ordered_points', 'sagittal_points', 'most_confident', 'stack_neighbours', 'axial_points', 'localizer_data',
-           'truth_points', 'localizer_scores', 'LocalizerTask', 'plot_localizer_logs', 'canal_levels', 'axial_findings',
+           'run_heatmaps', 'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'choose_slices', 'ordered_points',
+           'sagittal_points', 'most_confident', 'stack_neighbours', 'axial_points', 'localizer_data', 'truth_points',
+           'localizer_scores', 'LocalizerTask', 'plot_localizer_logs', 'canal_levels', 'axial_findings',
            'localize_study', 'oof_localizers', 'localize', 'show_localization', 'plot_localization_errors']
 
 # %% ../nbs/10_localize.ipynb #17c2fbe3
@@ -451,10 +451,11 @@ def _row(condition: str, level: str, v: Volume, k: int, u: float, w: float, conf
 def ordered_levels(cands: list[np.ndarray], # per level, its candidates (k, 2): score, height along the spine (mm)
                    min_gap: float = 10.0,   # least mm between consecutive levels
                    max_gap: float = 0.0,    # most mm between them where some choice allows it (0: no limit)
-                   ) -> list[int]:
+                   fallback: bool = True,   # with no choice in order: each level's best one (else None)
+                   ) -> list[int] | None:
     """Which candidate of each level to keep: the highest total score with every level at least `min_gap` mm (and at
     most `max_gap`) below the one above it (a lone level may be anywhere); each level's best one when no choice is in
-    order."""
+    order (None with `fallback` off)."""
     best = {}                                               # (level, candidate) → (total score, choices)
     fits = lambda above, z: above - z >= min_gap and (not max_gap or above - z <= max_gap)
     for lv, c in enumerate(cands):
@@ -469,8 +470,10 @@ def ordered_levels(cands: list[np.ndarray], # per level, its candidates (k, 2): 
             best[(lv, j)] = (tot + sc, ch + [j])
     last = [best[(len(cands) - 1, j)] for j in range(len(cands[-1])) if (len(cands) - 1, j) in best]
     if not last and max_gap:
-        return ordered_levels(cands, min_gap)              # no choice within the limit: the order without it
-    return max(last, key=lambda t: t[0])[1] if last else [0] * len(cands)
+        return ordered_levels(cands, min_gap, fallback=fallback)   # no choice within the limit: the order without it
+    if not last:
+        return [0] * len(cands) if fallback else None
+    return max(last, key=lambda t: t[0])[1]
 
 # %% ../nbs/10_localize.ipynb #83920ad0
 def choose_slices(top: np.ndarray,     # (S, 5) each slice's highest heatmap logit per level
@@ -484,12 +487,6 @@ def choose_slices(top: np.ndarray,     # (S, 5) each slice's highest heatmap log
     return [int(slices[score[:, c].argmax()]) for c in range(top.shape[1])]
 
 # %% ../nbs/10_localize.ipynb #b802b7e4
-def in_order(z: list[float],        # each level's chosen height along the spine (mm), head to feet
-             min_gap: float = 10.0  # `ordered_levels`' least mm between consecutive levels
-             ) -> bool:
-    "Whether every level lies at least `min_gap` mm below the one above it."
-    return all(a - b >= min_gap for a, b in zip(z, z[1:]))
-
 def ordered_points(condition: str,       # a sagittal condition slug
                    maxima: torch.Tensor, # `series_peaks` of the series (S, 5, k, 3)
                    v: Volume,            # its geometry
@@ -509,14 +506,14 @@ def ordered_points(condition: str,       # a sagittal condition slug
     ks = choose_slices(maxima[:, :, 0, 0].numpy(), slices, shared)
     rows, cols = v.pixels.shape[1], v.pixels.shape[2]
     height = lambda k, p: v.to_patient(k, *norm_to_pixel(p[1], p[2], rows, cols)[::-1])[2]
-    def choose(rows_of):
+    def choose(rows_of, fallback: bool):
         cands = [cd[torch.isfinite(cd[:, 0])] for cd in (rows_of(k, c) for c, k in enumerate(ks))]
         z = [np.array([height(k, p) for p in cd.numpy()]) for k, cd in zip(ks, cands)]
-        pick = ordered_levels([np.c_[cd[:, 0].numpy(), zz] for cd, zz in zip(cands, z)], max_gap=max_gap)
-        return cands, pick, in_order([zz[j] for zz, j in zip(z, pick)])
-    cands, pick, ok = choose(lambda k, c: maxima[k, c, :maxima.shape[2] - candidates])
-    if candidates and not ok:
-        cands, pick, _ = choose(lambda k, c: maxima[k, c, -candidates:])
+        return cands, ordered_levels([np.c_[cd[:, 0].numpy(), zz] for cd, zz in zip(cands, z)], max_gap=max_gap,
+                                     fallback=fallback)
+    cands, pick = choose(lambda k, c: maxima[k, c, :maxima.shape[2] - candidates], fallback=not candidates)
+    if pick is None:                                         # the own peaks allow no order: the shared candidates
+        cands, pick = choose(lambda k, c: maxima[k, c, -candidates:], fallback=True)
     out = []
     for c, (k, cd, j) in enumerate(zip(ks, cands, pick)):
         sc, u, w = cd[j].tolist()
