@@ -13,8 +13,10 @@ The recipe is the localiser's `demo` recipe (test_efficientnet, random weights) 
 (`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field; `--set max_gap_mm=0 image_size=96
 cache_size=96 shared_slice=0 level_candidates=0` is the first contact's recipe). `--runs K` trains K runs validating on other folds and
 localises with their ensemble. `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
-training (e.g. with another `max_gap_mm` or `level_candidates`). Run it with OMP_NUM_THREADS=1 on a shared machine; the wall times printed
-are measured, under whatever load there is."""
+training (e.g. with another `max_gap_mm` or `level_candidates`). `--seeds 0,1,2` repeats the whole bench with each training seed
+(initial weights, data order, augmentation; the cases' folds stay) and prints each seed's pooled line and their mean and
+range: one run of this recipe moves by 15 points between seeds, so a change is judged on several. Run it with
+OMP_NUM_THREADS=1 on a shared machine; the wall times printed are measured, under whatever load there is."""
 import argparse, contextlib, io, json, os, subprocess, sys, tempfile, time, warnings
 from dataclasses import replace
 from pathlib import Path
@@ -93,6 +95,20 @@ def spider_folds(spider: Path, k: int, seed: int) -> list[list[int]]:
     return [sorted(int(c) for c in f) for f in np.array_split(perm, k)]
 
 
+def summary(errs: pd.DataFrame) -> dict:
+    "Within 5 mm, within 10 mm, level right (shares of the points) and studies with every level right (share of the studies)."
+    by = [c for c in ('seed', 'repeat', 'fold') if c in errs] + ['study_id']
+    return {'within 5 mm': (errs.mm <= 5).mean(), 'within 10 mm': (errs.mm <= 10).mean(),
+            'level right': errs.level_right.astype(bool).mean(),
+            'studies all right': errs.groupby(by).level_right.apply(lambda s: s.astype(bool).all()).mean()}
+
+
+def seeds_table(errs: pd.DataFrame) -> pd.DataFrame:
+    "`summary` per training seed, then their mean, min and max (percent)."
+    t = pd.DataFrame({f'seed {s}': summary(e) for s, e in errs.groupby('seed')}).T * 100
+    return pd.concat([t, t.agg(['mean', 'min', 'max'])]).round(1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     g = ap.add_mutually_exclusive_group(required=True)
@@ -102,6 +118,8 @@ def main():
     ap.add_argument('--repeats', type=int, default=1, help='shufflings of the cases into folds')
     ap.add_argument('--folds', help='only these folds of each shuffling (e.g. 0 or 0,2), for a quick look')
     ap.add_argument('--seed', type=int, default=0, help='shuffling of the cases (repeat r uses seed + r)')
+    ap.add_argument('--seeds', help='training seeds, each a whole bench (e.g. 0,1,2; default: the recipe\'s, 0); '
+                    'with --keep, each in its own folder sS')
     ap.add_argument('--runs', type=int, default=1, help='runs per data set, each validating on another fold; localised as an ensemble')
     ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config fields on top of the bench recipe')
     ap.add_argument('--errors', help='CSV to write the pooled errors to (one row per test point)')
@@ -121,22 +139,30 @@ def main():
         errs = [err]
     else:
         spider, errs = Path(a.spider), []
-        for r in range(a.repeats):
-            folds = spider_folds(spider, a.holdouts, a.seed + r)
-            pick = range(len(folds)) if a.folds is None else [int(f) for f in a.folds.split(',')]
-            for f in pick:
-                with tempfile.TemporaryDirectory() as w:
-                    w = Path(a.keep)/f'r{r}f{f}' if a.keep else Path(w)
-                    if not (a.reuse and (w/'data'/'test_label_coordinates.csv').exists()):
-                        write_spider(w/'data', spider, folds[f])
-                    err, info = bench_one(w/'data', w, overrides, not a.verbose, a.reuse, runs=a.runs)
-                errs.append(err.assign(repeat=r, fold=f))
-                print(f'repeat {r} fold {f} (test cases {folds[f]}): train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), '
-                      f'localise {info["localize_s"]:.0f} s; {localization_line(err)}', flush=True)
+        seeds = [int(x) for x in a.seeds.split(',')] if a.seeds else [overrides.get('seed', 0)]
+        for seed in seeds:
+            one = []
+            for r in range(a.repeats):
+                folds = spider_folds(spider, a.holdouts, a.seed + r)
+                pick = range(len(folds)) if a.folds is None else [int(f) for f in a.folds.split(',')]
+                for f in pick:
+                    with tempfile.TemporaryDirectory() as w:
+                        w = Path(a.keep)/(f's{seed}' if a.seeds else '')/f'r{r}f{f}' if a.keep else Path(w)
+                        if not (a.reuse and (w/'data'/'test_label_coordinates.csv').exists()):
+                            write_spider(w/'data', spider, folds[f])
+                        err, info = bench_one(w/'data', w, {**overrides, 'seed': seed}, not a.verbose, a.reuse, runs=a.runs)
+                    one.append(err.assign(seed=seed, repeat=r, fold=f))
+                    print(f'seed {seed} repeat {r} fold {f} (test cases {folds[f]}): train {info["train_s"]:.0f} s ({info["epochs"]} epochs, '
+                          f'best {info["best_epoch"]}), localise {info["localize_s"]:.0f} s; {localization_line(err)}', flush=True)
+            if len(seeds) > 1: print(f'seed {seed}: {localization_line(pd.concat(one))}', flush=True)
+            errs += one
         print_report(pd.concat(errs, ignore_index=True), f'pooled over {len(errs)} hold-outs (SPIDER, CC BY 4.0: van der Graaf et al., Sci Data 11, 264, 2024)')
+        if len(seeds) > 1:
+            print('--- per training seed (%)')
+            print(seeds_table(pd.concat(errs, ignore_index=True)).to_string())
     pooled = pd.concat(errs, ignore_index=True)
-    studies_off = pooled.groupby(['repeat', 'fold', 'study_id'] if 'fold' in pooled else ['study_id']).level_right.all()
-    print(f'studies with every level right: {studies_off.mean():.1%} of {len(studies_off)}; wall time {time.perf_counter() - t0:.0f} s')
+    n = pooled.groupby([c for c in ('seed', 'repeat', 'fold', 'study_id') if c in pooled]).ngroups
+    print(f'studies with every level right: {summary(pooled)["studies all right"]:.1%} of {n}; wall time {time.perf_counter() - t0:.0f} s')
     if a.errors: pooled.to_csv(a.errors, index=False)
 
 
