@@ -17,7 +17,8 @@ training (e.g. with another `max_gap_mm` or `level_candidates`). `--seeds 0,1,2`
 (initial weights, data order, augmentation; the cases' folds stay) and prints each seed's pooled line and their mean and
 range: one run of this recipe moves by 15 points between seeds, so a change is judged on several. Run it with
 OMP_NUM_THREADS=1 on a shared machine; the wall times printed are measured, under whatever load there is."""
-import argparse, contextlib, io, json, os, subprocess, sys, tempfile, time, warnings
+import argparse, contextlib, io, json, multiprocessing, os, subprocess, sys, tempfile, time, warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -48,21 +49,35 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
+def train_quiet(cfg, out: Path, threads: int = 0) -> dict:
+    "`train` without its warnings and messages (a worker process of `--jobs`: with `threads` torch threads)."
+    if threads: torch.set_num_threads(threads)
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter('ignore')
+        return train(cfg, out, progress=False)
+
+
 def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse: bool = False,
-              truth: Path | None = None, runs: int = 1) -> tuple[pd.DataFrame, dict]:
+              truth: Path | None = None, runs: int = 1, jobs: int = 1) -> tuple[pd.DataFrame, dict]:
     """Train on `data`'s training studies, localise its test studies: (errors of the test canal points against `truth`,
     default `data`/test_label_coordinates.csv; timings and the first run's result). `runs` > 1 trains that many runs,
-    each validating on another of the recipe's folds, and localises with their ensemble (heatmaps averaged)."""
+    each validating on another of the recipe's folds, and localises with their ensemble (heatmaps averaged); `jobs` > 1
+    trains them in that many processes at once, each with its share of this one's torch threads (at least 1)."""
     cfg = recipe('localize', 'demo', series_type=SERIES, data=str(data), cache=str(work/'cache'), **{**BENCH, **overrides})
     t0 = time.perf_counter()
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter('ignore')
-        results = []
-        for i in range(runs):
-            fold = cfg.fold + i * cfg.n_folds // runs
-            out = work/'runs'/('t2' if i == 0 else f't2-fold{fold % cfg.n_folds}')
-            one = replace(cfg, fold=fold % cfg.n_folds)
-            results.append(run_result(out) if reuse and (out/'best.pt').exists() else train(one, out, progress=not quiet))
+        folds = [(cfg.fold + i * cfg.n_folds // runs) % cfg.n_folds for i in range(runs)]
+        plan = [(replace(cfg, fold=f), work/'runs'/('t2' if i == 0 else f't2-fold{f}')) for i, f in enumerate(folds)]
+        todo = [(c, out) for c, out in plan if not (reuse and (out/'best.pt').exists())]
+        if jobs > 1 and len(todo) > 1:
+            cfg.prepared_data(progress=False)               # the cache written once, before the workers read it
+            threads = max(1, torch.get_num_threads() // jobs)
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn')) as ex:
+                done = dict(zip([out for _, out in todo], ex.map(train_quiet, *zip(*todo), [threads] * len(todo))))
+        else:
+            done = {out: train(c, out, progress=not quiet) for c, out in todo}
+        results = [done[out] if out in done else run_result(out) for _, out in plan]
         t1 = time.perf_counter()
         locs = Models.of(work/'runs').load('localize', 'cpu')
         for m in locs[SERIES]:
@@ -121,6 +136,7 @@ def main():
     ap.add_argument('--seeds', help='training seeds, each a whole bench (e.g. 0,1,2; default: the recipe\'s, 0); '
                     'with --keep, each in its own folder sS')
     ap.add_argument('--runs', type=int, default=1, help='runs per data set, each validating on another fold; localised as an ensemble')
+    ap.add_argument('--jobs', type=int, default=1, help='runs trained at once, each in its own process (e.g. 2 on 2 cores with OMP_NUM_THREADS=1)')
     ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config fields on top of the bench recipe')
     ap.add_argument('--errors', help='CSV to write the pooled errors to (one row per test point)')
     ap.add_argument('--verbose', action='store_true', help='print the training epochs')
@@ -133,7 +149,7 @@ def main():
     t0 = time.perf_counter()
     if a.data:
         with tempfile.TemporaryDirectory() as w:
-            err, info = bench_one(Path(a.data), Path(w), overrides, not a.verbose, runs=a.runs)
+            err, info = bench_one(Path(a.data), Path(w), overrides, not a.verbose, runs=a.runs, jobs=a.jobs)
         print(f'train {info["train_s"]:.0f} s ({info["epochs"]} epochs, best {info["best_epoch"]}), localise {info["localize_s"]:.0f} s')
         print_report(err, Path(a.data).name)
         errs = [err]
@@ -150,7 +166,7 @@ def main():
                         w = Path(a.keep)/(f's{seed}' if a.seeds else '')/f'r{r}f{f}' if a.keep else Path(w)
                         if not (a.reuse and (w/'data'/'test_label_coordinates.csv').exists()):
                             write_spider(w/'data', spider, folds[f])
-                        err, info = bench_one(w/'data', w, {**overrides, 'seed': seed}, not a.verbose, a.reuse, runs=a.runs)
+                        err, info = bench_one(w/'data', w, {**overrides, 'seed': seed}, not a.verbose, a.reuse, runs=a.runs, jobs=a.jobs)
                     one.append(err.assign(seed=seed, repeat=r, fold=f))
                     print(f'seed {seed} repeat {r} fold {f} (test cases {folds[f]}): train {info["train_s"]:.0f} s ({info["epochs"]} epochs, '
                           f'best {info["best_epoch"]}), localise {info["localize_s"]:.0f} s; {localization_line(err)}', flush=True)

@@ -1,0 +1,38 @@
+"""`bench/real_localize.py`'s own parts: the per-seed summary its `--seeds` prints, and `--runs 2 --jobs 2` (two runs
+trained at once in worker processes, then localised as one ensemble) on a tiny phantom."""
+import sys
+from pathlib import Path
+import pandas as pd, pytest
+from lumbar_rsna.phantom import make_phantom
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'bench'))   # on the path, so that spawned workers find it too
+import real_localize as rl
+
+
+def errors(seed: int, mm: list, right: list, studies: list) -> pd.DataFrame:
+    return pd.DataFrame(dict(seed=seed, repeat=0, fold=0, study_id=studies, mm=mm, level_right=right))
+
+
+def test_summary_counts_studies_per_seed_and_fold():
+    # seed 0: study 1 all right, study 2 one level wrong; seed 1: the same study ids, both all right
+    e = pd.concat([errors(0, [1, 2, 6, 11], [True, True, True, False], [1, 1, 2, 2]),
+                   errors(1, [1, 1, 1, 12], [True, True, True, True], [1, 1, 2, 2])], ignore_index=True)
+    s = rl.summary(e)
+    assert s['within 5 mm'] == 5 / 8 and s['within 10 mm'] == 6 / 8 and s['level right'] == 7 / 8
+    assert s['studies all right'] == 3 / 4           # study 2 counted once per seed, not pooled across seeds
+    t = rl.seeds_table(e)
+    assert list(t.index) == ['seed 0', 'seed 1', 'mean', 'min', 'max']
+    assert t.loc['seed 0', 'studies all right'] == 50.0 and t.loc['seed 1', 'within 5 mm'] == 75.0
+    assert t.loc['mean', 'level right'] == 87.5 and t.loc['min', 'within 5 mm'] == 50.0
+
+
+def test_runs_trained_in_parallel_make_one_ensemble(tmp_path):
+    root = make_phantom(tmp_path/'ph', 8, seed=3, test_studies=2, progress=False)
+    err, info = rl.bench_one(root, tmp_path/'work', dict(epochs=1, patience=1, image_size=64, cache_size=64),
+                             truth=root/'phantom_test_coordinates.csv', runs=2, jobs=2)
+    runs = sorted(p.parent.name for p in (tmp_path/'work'/'runs').glob('*/best.pt'))
+    assert runs == ['t2', 't2-fold2']                 # the demo recipe's 4 folds: validation folds 0 and 2
+    assert len(err) == 2 * 5 and err.mm.notna().all()   # every test canal point localised by the ensemble
+    again, _ = rl.bench_one(root, tmp_path/'work', dict(epochs=1, patience=1, image_size=64, cache_size=64),
+                            truth=root/'phantom_test_coordinates.csv', runs=2, jobs=2, reuse=True)
+    pd.testing.assert_frame_equal(err, again)          # kept runs are localised again, not trained again
