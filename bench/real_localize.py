@@ -11,11 +11,12 @@ Scientific Data 11, 264 (2024), CC BY 4.0. Its images stay in the temporary fold
 
 The recipe is the localiser's `demo` recipe (test_efficientnet, random weights) with the bench's own defaults on top
 (`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field; `--set max_gap_mm=0 image_size=96
-cache_size=96 shared_slice=0 level_candidates=0` is the first contact's recipe). `--runs K` trains K runs validating on other folds and
-localises with their ensemble. `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
+cache_size=96 shared_slice=0 level_candidates=0` is the first contact's recipe). Each data set gets `--runs` runs (default 4),
+each validating on another fold, localised as one ensemble (heatmaps averaged), trained `--jobs` at a time (default 2, one
+process each: about 400–500 s per data set on 2 cores; `--runs 1` is one run). `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
 training (e.g. with another `max_gap_mm` or `level_candidates`). `--seeds 0,1,2` repeats the whole bench with each training seed
 (initial weights, data order, augmentation; the cases' folds stay) and prints each seed's pooled line and their mean and
-range: one run of this recipe moves by 15 points between seeds, so a change is judged on several. Run it with
+range: one run of this recipe moves by 15 points or more between seeds, so a change is judged on several. Run it with
 OMP_NUM_THREADS=1 on a shared machine; the wall times printed are measured, under whatever load there is."""
 import argparse, contextlib, io, json, multiprocessing, os, subprocess, sys, tempfile, time, warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -135,8 +136,8 @@ def main():
     ap.add_argument('--seed', type=int, default=0, help='shuffling of the cases (repeat r uses seed + r)')
     ap.add_argument('--seeds', help='training seeds, each a whole bench (e.g. 0,1,2; default: the recipe\'s, 0); '
                     'with --keep, each in its own folder sS')
-    ap.add_argument('--runs', type=int, default=1, help='runs per data set, each validating on another fold; localised as an ensemble')
-    ap.add_argument('--jobs', type=int, default=1, help='runs trained at once, each in its own process (e.g. 2 on 2 cores with OMP_NUM_THREADS=1)')
+    ap.add_argument('--runs', type=int, default=4, help='runs per data set, each validating on another fold; localised as an ensemble (1: one run)')
+    ap.add_argument('--jobs', type=int, default=2, help='runs trained at once, each in its own process (2 on 2 cores with OMP_NUM_THREADS=1)')
     ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config fields on top of the bench recipe')
     ap.add_argument('--errors', help='CSV to write the pooled errors to (one row per test point)')
     ap.add_argument('--verbose', action='store_true', help='print the training epochs')

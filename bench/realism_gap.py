@@ -5,7 +5,8 @@ Real: N SPIDER cases (sagittal T2, CC BY 4.0: van der Graaf et al., Sci Data 11,
 are the test set (`../shared/tools/spider_to_rsna.py --test-cases`). Phantom: a `full`-size phantom (`--size`) of N
 train and `--test-studies` test studies for each version in `--versions`, scored against its hidden
 `phantom_test_coordinates.csv`. Only the spinal canal points are scored (SPIDER has no others). The recipe is
-`bench/real_localize.py`'s (the localiser's demo recipe plus `BENCH`, `--set` on top).
+`bench/real_localize.py`'s (the localiser's demo recipe plus `BENCH`, `--set` on top), as one run on each
+side (that bench's default is now an ensemble of four).
 
 Prints one `all:` line per dataset and a table; `--figure PNG` draws each dataset's cumulative error curve and its
 per-level shares within 5 mm (no image of any scan). `--skip-real` / `--versions` choose what runs; `--errors CSV`
