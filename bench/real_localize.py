@@ -21,6 +21,7 @@ OMP_NUM_THREADS=1 on a shared machine; the wall times printed are measured, unde
 import argparse, contextlib, io, json, multiprocessing, os, subprocess, sys, tempfile, time, warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from lumbar_rsna.core import read_coordinates
@@ -50,11 +51,18 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def train_quiet(cfg, out: Path, threads: int = 0) -> dict:
-    "`train` without its warnings and messages (a worker process of `--jobs`: with `threads` torch threads)."
-    if threads: torch.set_num_threads(threads)
+@contextlib.contextmanager
+def silenced():
+    "Warnings and stderr kept out of the bench's output."
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter('ignore')
+        yield
+
+
+def train_quiet(cfg, out: Path, threads: int) -> dict:
+    "`train` in a worker process of `--jobs`, with `threads` torch threads and no messages."
+    torch.set_num_threads(threads)
+    with silenced():
         return train(cfg, out, progress=False)
 
 
@@ -66,16 +74,15 @@ def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse
     trains them in that many processes at once, each with its share of this one's torch threads (at least 1)."""
     cfg = recipe('localize', 'demo', series_type=SERIES, data=str(data), cache=str(work/'cache'), **{**BENCH, **overrides})
     t0 = time.perf_counter()
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter('ignore')
+    with silenced():
         folds = [(cfg.fold + i * cfg.n_folds // runs) % cfg.n_folds for i in range(runs)]
         plan = [(replace(cfg, fold=f), work/'runs'/('t2' if i == 0 else f't2-fold{f}')) for i, f in enumerate(folds)]
         todo = [(c, out) for c, out in plan if not (reuse and (out/'best.pt').exists())]
         if jobs > 1 and len(todo) > 1:
             cfg.prepared_data(progress=False)               # the cache written once, before the workers read it
-            threads = max(1, torch.get_num_threads() // jobs)
+            work_one = partial(train_quiet, threads=max(1, torch.get_num_threads() // jobs))
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn')) as ex:
-                done = dict(zip([out for _, out in todo], ex.map(train_quiet, *zip(*todo), [threads] * len(todo))))
+                done = dict(zip([out for _, out in todo], ex.map(work_one, *zip(*todo))))
         else:
             done = {out: train(c, out, progress=not quiet) for c, out in todo}
         results = [done[out] if out in done else run_result(out) for _, out in plan]

@@ -2,7 +2,7 @@
 trained at once in worker processes, then localised as one ensemble) on a tiny phantom."""
 import sys
 from pathlib import Path
-import pandas as pd, pytest
+import pandas as pd
 from lumbar_rsna.phantom import make_phantom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'bench'))   # on the path, so that spawned workers find it too
