@@ -242,6 +242,8 @@ class LocalizerConfig(ModelConfig):
     image_size: int = arg(256, 'model input size in pixels')
     width: int = arg(64, 'channels of the heatmap decoder')
     stride: int = arg(2, 'heatmap cells per input pixel side: 2 or 4 (coarser, about twice as fast)', choices=(2, 4))
+    context: int = arg(0, 'dilated residual blocks on the deepest features (`localize.ContextBlock`), so that a heatmap '
+                       'cell sees the whole spine (0: none; e.g. 4)')
     sigma_mm: float = arg(2.5, "how fast a slice's target peak falls with its distance (mm) from the labelled point")
     far: float = arg(0.25, 'share of the slices far from every labelled point used in each epoch (all of the near '
                      'ones are)')
@@ -273,6 +275,8 @@ class LocalizerConfig(ModelConfig):
             raise ValueError(f'max_gap_mm must be at least 0, got {self.max_gap_mm}')
         if not self.shared_slice >= 0:
             raise ValueError(f'shared_slice must be at least 0, got {self.shared_slice}')
+        if not self.context >= 0:
+            raise ValueError(f'context must be at least 0, got {self.context}')
         if not self.level_candidates >= 0:
             raise ValueError(f'level_candidates must be at least 0, got {self.level_candidates}')
 

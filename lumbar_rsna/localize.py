@@ -23,12 +23,12 @@ from .runs import Models, TrainedModel, autocast, batch_size_for, out_of_fold
 
 # %% auto #0
 __all__ = ['LOCALIZER_CONDITIONS', 'COORD_COLS', 'n_channels', 'side_sign', 'geometry', 'channel_of', 'slice_gaps',
-           'pixel_to_norm', 'norm_to_pixel', 'point_on_slices', 'slice_targets', 'LocalizerModel', 'place_targets',
-           'localizer_loss', 'slice_input', 'mirror_slice', 'random_affine', 'random_intensity', 'augment_slice',
-           'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks', 'heatmap_peaks', 'shared_peaks',
-           'run_heatmaps', 'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'choose_slices', 'ordered_points',
-           'sagittal_points', 'most_confident', 'stack_neighbours', 'axial_points', 'localizer_data', 'truth_points',
-           'localizer_scores', 'LocalizerTask', 'plot_localizer_logs', 'canal_levels', 'axial_findings',
+           'pixel_to_norm', 'norm_to_pixel', 'point_on_slices', 'slice_targets', 'ContextBlock', 'LocalizerModel',
+           'place_targets', 'localizer_loss', 'slice_input', 'mirror_slice', 'random_affine', 'random_intensity',
+           'augment_slice', 'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks', 'heatmap_peaks',
+           'shared_peaks', 'run_heatmaps', 'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'choose_slices',
+           'ordered_points', 'sagittal_points', 'most_confident', 'stack_neighbours', 'axial_points', 'localizer_data',
+           'truth_points', 'localizer_scores', 'LocalizerTask', 'plot_localizer_logs', 'canal_levels', 'axial_findings',
            'localize_study', 'oof_localizers', 'localize', 'show_localization', 'plot_localization_errors']
 
 # %% ../nbs/10_localize.ipynb #17c2fbe3
@@ -125,21 +125,44 @@ def slice_targets(series_type: str,     # the series' type, which fixes the chan
         t[near, c] = np.stack([np.exp(-d ** 2 / (2 * sigma_mm ** 2)), u, w, d <= 1.1 * gaps + 1e-6], 1)[near]
     return t
 
+# %% ../nbs/10_localize.ipynb #c7d3e1a2
+class ContextBlock(nn.Module):
+    """A residual 3 × 3 convolution with dilation `dilation` (batch norm and SiLU before it), shape-preserving:
+    (N, c, h, w) → (N, c, h, w). Stacked with dilations 1, 2, 4, 8 on stride-16 features, a cell's receptive field
+    grows by 30 cells (480 input pixels): at 256 px, the whole image. Without them a heatmap cell of the CPU
+    recipes' backbone (`test_efficientnet`, one block per stage) draws on 30–50 input pixels around it (its input
+    gradient above 1% or 0.1% of the peak, at initialisation; squeeze-excite sees the whole image only as channel
+    weights): at 256 px on a 350 mm field, about one disc above and below, too little to count the levels from the
+    sacrum."""
+    def __init__(self, c: int, dilation: int = 1):
+        super().__init__()
+        self.conv = nn.Sequential(nn.BatchNorm2d(c), nn.SiLU(inplace=False),
+                                  nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x)
+
+
 # %% ../nbs/10_localize.ipynb #a417906e
 class LocalizerModel(nn.Module):
     """A timm backbone's feature pyramid (strides `stride`…16) summed at `stride` → one heatmap of logits per channel:
     input (N, 3, size, size), each slice with its neighbours; output (N, channels, size / stride, size / stride).
-    Raises `ValueError` for an unknown timm model or starting weights that do not fit it."""
+    `context` > 0 adds that many `ContextBlock`s on the stride-16 features, dilations 1, 2, 4, …: with them a cell sees
+    the whole spine (which disc is the lowest) and not only its neighbours. Raises `ValueError` for an unknown timm
+    model or starting weights that do not fit it."""
     def __init__(self, name: str = 'tf_efficientnetv2_s', # a timm model with `features_only` support
                  channels: int = 5,        # heatmaps per slice (`n_channels`)
                  pretrained: bool = False, # timm's pretrained weights
                  weights=None,             # or a file of starting weights (a classifier's state dict)
                  width: int = 64,          # channels of the decoder
-                 stride: int = 2):         # input pixels per heatmap cell: 2 or 4
+                 stride: int = 2,          # input pixels per heatmap cell: 2 or 4
+                 context: int = 0):        # `ContextBlock`s on the deepest features (0: none)
         super().__init__()
         self.name, self.channels = name, channels
         levels = {2: (0, 1, 2, 3), 4: (1, 2, 3)}[stride]
         self.backbone = create_backbone(name, pretrained, weights, features_only=True, out_indices=levels)
+        deepest = self.backbone.feature_info.channels()[-1]
+        self.context = nn.Sequential(*[ContextBlock(deepest, 2 ** i) for i in range(context)])
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in self.backbone.feature_info.channels())
         self.head = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
                                   nn.ReLU(inplace=True), nn.Conv2d(width, channels, 1))
@@ -147,13 +170,14 @@ class LocalizerModel(nn.Module):
     @classmethod
     def from_config(cls, cfg, for_training: bool = True) -> 'LocalizerModel':
         "The model a `LocalizerConfig` describes; `for_training` also loads its starting weights."
-        kw = dict(width=cfg.width, stride=cfg.stride)
+        kw = dict(width=cfg.width, stride=cfg.stride, context=cfg.context)
         if for_training:
             kw.update(pretrained=cfg.pretrained, weights=cfg.weights)
         return cls(cfg.model, n_channels(cfg.series_type), **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fs = self.backbone(x)
+        fs[-1] = self.context(fs[-1])
         size = fs[0].shape[-2:]
         up = lambda f: f if f.shape[-2:] == size else F.interpolate(f, size=size, mode='bilinear', align_corners=False)
         return self.head(sum(up(l(f)) for l, f in zip(self.lateral, fs)))
@@ -652,7 +676,8 @@ class LocalizerTask(Task):
     def meta(self) -> dict:
         c = self.cfg
         return dict(model_name=c.model, series_type=c.series_type, channels=n_channels(c.series_type), stride=c.stride,
-                    image_size=c.image_size, width=c.width)
+                    image_size=c.image_size, width=c.width,
+                    context=c.context)
 
 # %% ../nbs/10_localize.ipynb #c90b2aa2
 def plot_localizer_logs(runs: dict, # {label: run folder with its log.csv}, e.g. one localiser per series type
