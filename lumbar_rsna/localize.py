@@ -136,8 +136,7 @@ class ContextBlock(nn.Module):
     sacrum."""
     def __init__(self, c: int, dilation: int = 1):
         super().__init__()
-        self.conv = nn.Sequential(nn.BatchNorm2d(c), nn.SiLU(inplace=False),
-                                  nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation))
+        self.conv = nn.Sequential(nn.BatchNorm2d(c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x)
@@ -676,8 +675,7 @@ class LocalizerTask(Task):
     def meta(self) -> dict:
         c = self.cfg
         return dict(model_name=c.model, series_type=c.series_type, channels=n_channels(c.series_type), stride=c.stride,
-                    image_size=c.image_size, width=c.width,
-                    context=c.context)
+                    image_size=c.image_size, width=c.width, context=c.context)
 
 # %% ../nbs/10_localize.ipynb #c90b2aa2
 def plot_localizer_logs(runs: dict, # {label: run folder with its log.csv}, e.g. one localiser per series type
