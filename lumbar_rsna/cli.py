@@ -117,8 +117,8 @@ def _add_phantom_version(s):
     """The `--phantom-version` option of the commands that write a phantom; its default is left to the phantom
     (`phantom.PHANTOM_VERSION`), which `--help` does not import."""
     s.add_argument('--phantom-version', type=int, metavar='N',
-                   help="the phantom's version (default: the newest, 2, shaped by the real scans; 1: the first, "
-                   'schematic one, for earlier figures)')
+                   help="the phantom's version (default: the newest, 3, shaped by the real scans and its canal points "
+                   'marked as real readers mark theirs; 2: the same, the points exact; 1: the first, schematic one)')
 
 
 def _phantom_version(args) -> int:

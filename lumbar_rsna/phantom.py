@@ -22,14 +22,15 @@ from .core import (split_label_col, CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS
 # %% auto #0
 __all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'PHANTOM_VERSIONS', 'PHANTOM_VERSION',
            'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SIZES_V2', 'RESCALE', 'INTERCEPTS', 'NO_SPACING_TAG', 'INSTANCE_OFFSET',
-           'SIDE_SPLIT', 'SERIES_KINDS', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS', 'fit_label_model',
-           'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades', 'severity_strings', 'sample_labels',
-           'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'level_strain', 'Spine', 'landmark',
-           'structure_extent', 'random_spine', 'spine_coords', 'render', 'LogNormal', 'Choice', 'acquisition',
-           'SeriesGeom', 'sagittal_geometry', 'axial_geometry', 'render_slice', 'series_geometry', 'make_series',
-           'write_dicom', 'SeriesPlan', 'plan_study', 'make_study', 'make_phantom', 'ensure_phantom', 'read_instance',
-           'patient_position', 'study_spine', 'profile_width', 'folder_digest', 'show_studies', 'show_study',
-           'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
+           'SIDE_SPLIT', 'SERIES_KINDS', 'REAL_CANAL_MARKS', 'READER', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS',
+           'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades', 'severity_strings',
+           'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'level_strain',
+           'Spine', 'landmark', 'structure_extent', 'random_spine', 'spine_coords', 'render', 'LogNormal', 'Choice',
+           'acquisition', 'SeriesGeom', 'sagittal_geometry', 'axial_geometry', 'render_slice', 'series_geometry',
+           'make_series', 'write_dicom', 'canal_marks', 'canal_as_read', 'SeriesPlan', 'plan_study', 'make_study',
+           'make_phantom', 'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width',
+           'folder_digest', 'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent',
+           'plot_label_comparison']
 
 # %% ../nbs/01_phantom.ipynb #c006
 _CON, _LEV = np.array([(CONDITIONS.index(c), LEVELS.index(l)) for c, l in map(split_label_col, LABEL_COLS)]).T
@@ -655,8 +656,9 @@ SIZES = {  # the acquisition of each size of phantom
                   block=(3, 6), top=(0.0, 3.0)),
 }
 PHANTOM_VERSIONS = {1: 'the first, schematic phantom: kept so that earlier figures can be reproduced',
-                    2: 'shaped by the real scans: acquisition statistics and anatomy of the RSNA 2024 images'}
-PHANTOM_VERSION = 2       # what `make_phantom` writes unless told otherwise
+                    2: 'shaped by the real scans: acquisition statistics and anatomy of the RSNA 2024 images',
+                    3: "version 2 with the canal points as a reader marks them (the real coordinates' slice choice and scatter)"}
+PHANTOM_VERSION = 3       # what `make_phantom` writes unless told otherwise
 AXIAL_BLOCKS = 0.45       # share of axial series written as tilted per-level blocks
 AXIAL_LOWER_ONLY = 0.2    # share of axial series covering only the lower levels
 
@@ -1001,13 +1003,58 @@ def _reaches(spine: Spine, geom: SeriesGeom, cond: str, k: int) -> bool:
     "Whether a slice of the series lies within reach of `cond`'s finding at lumbar level `k`."
     return geom.locate(landmark(spine, cond, k))[3] <= 0.75 * geom.step + 0.5
 
+# %% ../nbs/01_phantom.ipynb #d4adbad6
+REAL_CANAL_MARKS = dict(one_slice=0.78, scatter=0.053)   # `canal_marks` of the real coordinate file (tests/test_real_coordinates.py)
+
+def canal_marks(coords: pd.DataFrame, # coordinate rows (train_label_coordinates.csv's columns)
+                series: pd.DataFrame  # the series descriptions (study_id, series_id, series_description)
+               ) -> dict:
+    """How the canal points of the Sagittal T2/STIR series are marked: `one_slice`, the share of series with every
+    canal point on one slice; `scatter`, over those with all five, the median residual of x (front to back) fitted as
+    a parabola of y (two degrees of freedom), ÷ the series' median gap in y between levels; `n`, the series counted."""
+    c = coords.merge(series[['series_id', 'series_description']], on='series_id')
+    c = c[(c.condition == 'Spinal Canal Stenosis') & (c.series_description == 'Sagittal T2/STIR')]
+    one, res = [], []
+    for _, g in c.groupby('series_id'):
+        one.append(g.instance_number.nunique() == 1)
+        if one[-1] and len(g) == 5 and g.level.nunique() == 5:
+            g = g.sort_values('level')
+            r = g.x.to_numpy() - np.polyval(np.polyfit(g.y, g.x, 2), g.y)
+            res.append(np.sqrt((r ** 2).sum() / 2) / np.median(np.diff(g.y.to_numpy())))
+    return dict(one_slice=float(np.mean(one)) if one else np.nan, scatter=float(np.median(res)) if res else np.nan,
+                n=len(one))
+
+READER = dict(one_slice=0.65,  # share of studies whose canal points a reader marks on one slice: with those on one anyway, 78%
+              scatter=0.06)    # σ of a mark's in-plane scatter × the study's mean level gap: a residual of 5.3% (median), as real
+
+def canal_as_read(spine: Spine, geom: SeriesGeom,
+                  rng: np.random.Generator, # a generator of its own: version 2's draws stay as they were
+                 ) -> dict[int, tuple[int, float, float]]:
+    """Version 3: {lumbar level index: (slice index, x = column, y = row in pixels)} of the five canal points of a
+    sagittal series as a reader marks them (`READER`): on the mid-sagittal slice (the one nearest the points' middle)
+    in `READER['one_slice']` of the studies, else each on its nearest; each moved in the slice's plane by
+    N(0, σ) mm both ways, σ = `READER['scatter']` × the mean distance between consecutive canal points."""
+    pts = np.stack([landmark(spine, 'spinal_canal_stenosis', k) for k in range(5)])
+    sd = READER['scatter'] * np.linalg.norm(np.diff(pts, axis=0), axis=1).mean()
+    mid = geom.locate(pts.mean(0))[0] if rng.random() < READER['one_slice'] else None
+    out = {}
+    for k, p in enumerate(pts):
+        s = geom.locate(p)[0] if mid is None else mid
+        d = p - geom.positions[s] + rng.normal(0, sd, 2) @ np.stack([geom.row_dirs[s], geom.col_dirs[s]])
+        out[k] = (s, float(d @ geom.row_dirs[s] / geom.spacing), float(d @ geom.col_dirs[s] / geom.spacing))
+    return out
+
 # %% ../nbs/01_phantom.ipynb #a5c1b0a9
 def _series_coords(spine: Spine, geom: SeriesGeom, desc: str, codes: np.ndarray, study_id: int, series_id: int,
                    rng: np.random.Generator,
                    first: int = 1,        # the instance number of slice 0
                    cells: set | None = None, # version 2: only these (condition, level index) cells; default: all
                   ) -> list[tuple]:
-    "The coordinate rows of a series' graded cells (`codes` ≥ 0) on the slices nearest to them; 1% left out."
+    """The coordinate rows of a series' graded cells (`codes` ≥ 0) on the slices nearest to them (version 3: the canal
+    as a reader marks it, `canal_as_read`); 1% left out."""
+    read = {}
+    if spine.version >= 3 and desc == 'Sagittal T2/STIR':
+        read = canal_as_read(spine, geom, np.random.default_rng(rng.integers(2**63)))
     coords = []
     for cond in SERIES_CONDITIONS[desc]:
         for k in range(5):
@@ -1015,6 +1062,7 @@ def _series_coords(spine: Spine, geom: SeriesGeom, desc: str, codes: np.ndarray,
             if codes[LABEL_COLS.index(f'{cond}_{LEVELS[k]}')] < 0 or rng.random() < 0.01: continue
             if not _reaches(spine, geom, cond, k): continue    # the series does not reach this level
             s, x, y, dist = geom.locate(landmark(spine, cond, k))
+            if cond == 'spinal_canal_stenosis' and k in read: s, x, y = read[k]
             coords.append((study_id, int(series_id), s + first, CONDITION_NAMES[cond], LEVEL_NAMES[LEVELS[k]], x, y))
     return coords
 

@@ -93,6 +93,23 @@ def test_version_1_bytes_are_kept(tmp_path):
     (p/'phantom.json').unlink()
     assert folder_digest(p) == '57a61e97bac58fd66a51996c4b0a207986d06f01abe47c1561cecad100cc63be'
 
+def test_version_2_bytes_are_kept(tmp_path):
+    "Version 2 writes what it wrote before version 3 existed (pinned on the code of that time)."
+    p = make_phantom(tmp_path/'v2', 3, seed=5, test_studies=1, size='small', progress=False, workers=1, version=2)
+    (p/'phantom.json').unlink()
+    assert folder_digest(p) == '28f4ffb2fc54afaa3f3651d8c055cfb358c85fdb2b87a624b8dbb8fe2ab6f25d'
+
+def test_version_3_writes_version_2s_images_and_reads_the_canal(tmp_path):
+    "Version 3 changes only the coordinates: the same DICOM files as version 2, the canal marked as readers mark it."
+    ps = {v: make_phantom(tmp_path/f'v{v}', 6, seed=3, test_studies=2, progress=False, workers=1, version=v) for v in (2, 3)}
+    for split in ('train_images', 'test_images'):
+        assert folder_digest(ps[2]/split) == folder_digest(ps[3]/split)
+    canal = {v: pd.read_csv(p/'train_label_coordinates.csv').query("condition == 'Spinal Canal Stenosis'") for v, p in ps.items()}
+    key = ['study_id', 'level']
+    m = canal[2].merge(canal[3], on=key, suffixes=('_2', '_3'))
+    assert len(m) >= 25 and ((m.x_2 - m.x_3) ** 2 + (m.y_2 - m.y_3) ** 2).gt(0).all()       # every mark moved a little
+    assert canal[3].groupby('series_id').instance_number.nunique().eq(1).mean() >= canal[2].groupby('series_id').instance_number.nunique().eq(1).mean()
+
 def _all_coords(ph):
     co = pd.concat([pd.read_csv(ph/'train_label_coordinates.csv').assign(split='train'),
                     pd.read_csv(ph/'phantom_test_coordinates.csv').assign(split='test')])

@@ -1,7 +1,8 @@
 """The real coordinate file (the whole public train_label_coordinates.csv, 48,809 rows of 1,974 studies, in
 ../shared/data/rsna2024_real): it reads with the project's reader, every row's series is a series of its study, the
 series type of a row is the one its condition is localised on (5 rows are not: counted), and the geometry the phantom
-should imitate (per-level x/y in pixels, the canal levels in order down the image) is measured and printed.
+should imitate (per-level x/y in pixels, the canal levels in order down the image, how readers mark the canal) is
+measured and printed.
 Skipped when ../shared is absent."""
 import numpy as np, pandas as pd, pytest
 from conftest import REAL
@@ -55,3 +56,15 @@ def test_per_level_geometry(real):
     assert 40 < np.nanmedian(gaps) < 60
     med = t.loc['Spinal Canal Stenosis'].y_med
     assert med.is_monotonic_increasing
+
+
+def test_canal_marks_are_the_phantoms(real):
+    "How real readers mark the canal (`phantom.canal_marks`) is what phantom version 3 imitates (`REAL_CANAL_MARKS`)."
+    from lumbar_rsna.phantom import canal_marks, REAL_CANAL_MARKS
+    c, s = real
+    m = canal_marks(c, s)
+    print(f"\nreal canal marks: {m['one_slice']:.1%} of {m['n']} Sagittal T2/STIR series on one slice; "
+          f"x residual {m['scatter']:.3f} of the level gap (median)")
+    assert m['n'] > 1900
+    for k in ('one_slice', 'scatter'):
+        assert abs(m[k] - REAL_CANAL_MARKS[k]) < 0.005, (k, m[k])
