@@ -1024,6 +1024,7 @@ def canal_marks(coords: pd.DataFrame, # coordinate rows (train_label_coordinates
     return dict(one_slice=float(np.mean(one)) if one else np.nan, scatter=float(np.median(res)) if res else np.nan,
                 n=len(one))
 
+# %% ../nbs/01_phantom.ipynb #f095be9e
 READER = dict(one_slice=0.65,  # share of studies whose canal points a reader marks on one slice: with those on one anyway, 78%
               scatter=0.06)    # σ of a mark's in-plane scatter × the study's mean level gap: a residual of 5.3% (median), as real
 
