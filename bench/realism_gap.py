@@ -8,7 +8,8 @@ train and `--test-studies` test studies for each version in `--versions`, scored
 `bench/real_localize.py`'s (the localiser's demo recipe plus `BENCH`, `--set` on top), as one run on each
 side (that bench's default is now an ensemble of four).
 
-Prints one `all:` line per dataset and a table; `--figure PNG` draws each dataset's cumulative error curve and its
+Prints one `all:` line per dataset and a table (and one per lumbosacral anatomy when a phantom of version 4 has a
+transitional vertebra in its test studies); `--figure PNG` draws each dataset's cumulative error curve and its
 per-level shares within 5 mm (no image of any scan). `--skip-real` / `--versions` choose what runs; `--errors CSV`
 keeps the per-point errors (with a `dataset` column) and `--from CSV` redraws from such files without training.
 Run with OMP_NUM_THREADS=1 on a shared machine."""
@@ -18,7 +19,7 @@ import numpy as np, pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_localize import SHARED, BENCH, bench_one, parse_set, write_spider
 from lumbar_rsna.analysis import localization_line
-from lumbar_rsna.phantom import make_phantom
+from lumbar_rsna.phantom import make_phantom, study_spine
 
 
 def run_phantom(n: int, test: int, version: int, size: str, seed: int, overrides: dict) -> pd.DataFrame:
@@ -27,9 +28,21 @@ def run_phantom(n: int, test: int, version: int, size: str, seed: int, overrides
         w = Path(w)
         root = make_phantom(w/'ph', n, seed=seed, test_studies=test, size=size, version=version, progress=False)
         err, info = bench_one(root, w, overrides, truth=root/'phantom_test_coordinates.csv')
+        err['anatomy'] = err.study_id.map(lambda s: anatomy(root, s))
     print(f'phantom v{version} ({size}, {n} train, {test} test): train {info["train_s"]:.0f} s, '
           f'{localization_line(err)}', flush=True)
     return err.assign(dataset=f'phantom v{version} ({size})')
+
+
+def anatomy(root: Path, study_id: int) -> str:
+    "A phantom study's lumbosacral anatomy: 'sacralised', 'lumbarised' (version 4) or 'typical'."
+    return (study_spine(root, study_id).anatomy or {}).get('transition') or 'typical'
+
+
+def by_anatomy(errs: pd.DataFrame) -> pd.DataFrame:
+    "`summary` per dataset and lumbosacral anatomy (phantom studies; the real cases are 'unknown')."
+    e = errs.assign(anatomy=errs.get('anatomy', pd.Series(index=errs.index, dtype=object)).fillna('unknown'))
+    return pd.concat({a: summary(g) for a, g in e.groupby('anatomy')}, names=['anatomy']).swaplevel().sort_index()
 
 
 def run_real(spider: Path, n: int, seed: int, overrides: dict) -> pd.DataFrame:
@@ -98,6 +111,8 @@ def main():
     if not errs: raise SystemExit('nothing to run: give --versions, drop --skip-real, or --from')
     errs = pd.concat(errs, ignore_index=True)
     print(summary(errs).round(3).to_string())
+    if errs.get('anatomy', pd.Series(dtype=object)).isin(['sacralised', 'lumbarised']).any():
+        print(by_anatomy(errs).round(3).to_string())
     print(f'wall time {time.perf_counter() - t0:.0f} s')
     if a.errors: errs.to_csv(a.errors, index=False)
     if a.figure: draw(errs, Path(a.figure))

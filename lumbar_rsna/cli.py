@@ -117,8 +117,9 @@ def _add_phantom_version(s):
     """The `--phantom-version` option of the commands that write a phantom; its default is left to the phantom
     (`phantom.PHANTOM_VERSION`), which `--help` does not import."""
     s.add_argument('--phantom-version', type=int, metavar='N',
-                   help="the phantom's version (default: the newest, 3, shaped by the real scans and its canal points "
-                   'marked as real readers mark theirs; 2: the same, the points exact; 1: the first, schematic one)')
+                   help="the phantom's version (default: the newest, 4, shaped by the real scans, its canal points "
+                   'marked as real readers mark theirs, the level anatomy of real spines (transitional vertebrae, the '
+                   "vessels' level); 3: the same without it; 2: the points exact too; 1: the first, schematic one)")
 
 
 def _phantom_version(args) -> int:

@@ -20,17 +20,17 @@ from .core import (split_label_col, CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS
     read_train, read_coordinates, cache_root)
 
 # %% auto #0
-__all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'SIZES', 'PHANTOM_VERSIONS', 'PHANTOM_VERSION',
-           'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SIZES_V2', 'RESCALE', 'INTERCEPTS', 'NO_SPACING_TAG', 'INSTANCE_OFFSET',
-           'SIDE_SPLIT', 'SERIES_KINDS', 'REAL_CANAL_MARKS', 'READER', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS',
-           'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades', 'severity_strings',
-           'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size', 'level_strain',
-           'Spine', 'landmark', 'structure_extent', 'random_spine', 'spine_coords', 'render', 'LogNormal', 'Choice',
-           'acquisition', 'SeriesGeom', 'sagittal_geometry', 'axial_geometry', 'render_slice', 'series_geometry',
-           'make_series', 'write_dicom', 'canal_marks', 'canal_as_read', 'SeriesPlan', 'plan_study', 'make_study',
-           'make_phantom', 'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width',
-           'folder_digest', 'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent',
-           'plot_label_comparison']
+__all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'TRANSITION', 'BIFURCATION_SD', 'SIZES', 'PHANTOM_VERSIONS',
+           'PHANTOM_VERSION', 'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SIZES_V2', 'RESCALE', 'INTERCEPTS', 'NO_SPACING_TAG',
+           'INSTANCE_OFFSET', 'SIDE_SPLIT', 'SERIES_KINDS', 'REAL_CANAL_MARKS', 'READER', 'MARKER', 'COORD_COLS',
+           'SEVERITY_COLORS', 'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades',
+           'severity_strings', 'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size',
+           'level_strain', 'Spine', 'landmark', 'structure_extent', 'random_spine', 'level_anatomy', 'spine_coords',
+           'render', 'LogNormal', 'Choice', 'acquisition', 'SeriesGeom', 'sagittal_geometry', 'axial_geometry',
+           'render_slice', 'series_geometry', 'make_series', 'write_dicom', 'canal_marks', 'canal_as_read',
+           'SeriesPlan', 'plan_study', 'make_study', 'make_phantom', 'ensure_phantom', 'read_instance',
+           'patient_position', 'study_spine', 'profile_width', 'folder_digest', 'show_studies', 'show_study',
+           'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
 
 # %% ../nbs/01_phantom.ipynb #c006
 _CON, _LEV = np.array([(CONDITIONS.index(c), LEVELS.index(l)) for c, l in map(split_label_col, LABEL_COLS)]).T
@@ -222,7 +222,8 @@ class Spine:
     body: np.ndarray | None = None         # (8,) height of the vertebral body above each disc, mm
     degeneration: np.ndarray | None = None # (8,) version 2: each disc's degeneration, 0 (young) to 1 (black disc)
     noise: np.ndarray | None = None        # version 2: (n, n, n) periodic smooth noise, the tissues' texture
-    anatomy: dict | None = None            # version 2: centre line, facet angles, conus, nerve roots, muscles
+    anatomy: dict | None = None            # version 2: centre line, facet angles, conus, nerve roots, muscles;
+                                           # version 4: the level anatomy (`level_anatomy`)
 
     def size(self, condition: str, disc: int) -> float:
         "Structure size of `condition` at disc index `disc` (1 above the lumbar levels)."
@@ -298,7 +299,9 @@ def random_spine(sizes: np.ndarray,        # the 25 finding sizes (`finding_size
     spine = Spine(centers, frames, half, s, np.asarray(sizes, float), outline, waves,
                   rng.normal(1, 0.07, _V1_TISSUES), version, body)
     if version < 2: return spine
-    return _anatomy_v2(spine, np.random.default_rng(rng.integers(2**63)))     # its own generator: one draw here
+    more = np.random.default_rng(rng.integers(2**63))               # its own generator: one draw here
+    spine = _anatomy_v2(spine, more)
+    return level_anatomy(spine, more) if version >= 4 else spine
 
 # %% ../nbs/01_phantom.ipynb #1e92df35
 def _centre_line(spine: Spine) -> np.ndarray:
@@ -330,6 +333,32 @@ def _anatomy_v2(spine: Spine, rng: np.random.Generator) -> Spine:
     contrast = np.r_[spine.contrast, rng.normal(1, 0.07, len(TISSUES) - _V1_TISSUES)]
     return dataclasses.replace(spine, outline=np.array([rng.normal(0, 5), back - ay, ax, ay, fat]), contrast=contrast,
                                degeneration=degen, noise=_noise_volume(rng), anatomy=anatomy)
+
+# %% ../nbs/01_phantom.ipynb #dc944e08
+TRANSITION = dict(sacralised=0.09,  # version 4: share of studies with a sacralised L5
+                  lumbarised=0.05)  # and with a lumbarised S1
+BIFURCATION_SD = 0.45               # version 4: σ of the aortic bifurcation's level, in levels
+_LANDMARK_SHIFT = {None: 0.0, 'sacralised': -0.8, 'lumbarised': 0.4}   # the bifurcation's level with a transition
+
+def level_anatomy(spine: Spine,
+                  rng: np.random.Generator, # version 2's anatomy generator, after its draws
+                 ) -> Spine:
+    """Version 4: `spine` with the level anatomy of real spines. A transitional lumbosacral vertebra in `TRANSITION`'s
+    shares of studies (`anatomy['transition']`: 'sacralised', 'lumbarised' or None). Sacralised: the L5/S1 disc 30–60%
+    of its height and degenerated at least 0.6, L5's transverse processes fused with the alae. Lumbarised: a disc
+    between S1 and S2, its half height `anatomy['s1_s2']` (mm at scale 1) 45–80% of L5/S1's. The aortic bifurcation's
+    level `anatomy['bifurcation']` (a fractional disc index, `BIFURCATION_SD` about version 3's 5.6), it and the conus
+    moved up with a sacralised L5 and down with a lumbarised S1. Five draws, whatever the kind."""
+    u, sac, lum, degen = rng.random(), rng.uniform(0.3, 0.6), rng.uniform(0.45, 0.8), rng.uniform(0.6, 1.0)
+    kind = 'sacralised' if u < TRANSITION['sacralised'] else 'lumbarised' if u < sum(TRANSITION.values()) else None
+    shift = _LANDMARK_SHIFT[kind]
+    half, deg = spine.half.copy(), spine.degeneration.copy()
+    anatomy = dict(spine.anatomy, transition=kind, s1_s2=0.0, s1_s2_degeneration=degen,
+                   bifurcation=float(np.clip(5.6 + shift + rng.normal(0, BIFURCATION_SD), 4.0, 7.2)),
+                   conus=spine.anatomy['conus'] + shift / 2)
+    if kind == 'sacralised': half[7], deg[7] = half[7] * sac, max(deg[7], degen)
+    if kind == 'lumbarised': anatomy['s1_s2'] = lum * spine.half[7] / spine.scale
+    return dataclasses.replace(spine, half=half, degeneration=deg, anatomy=anatomy)
 
 # %% ../nbs/01_phantom.ipynb #035cf57c
 def spine_coords(spine: Spine, pts: np.ndarray, # patient points (N, 3)
@@ -420,9 +449,10 @@ def _outline_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np
     ps = ((ax_ - 24 - 12 * g) / (7 + 12 * g)) ** 2 + ((Y + 17 + 3 * g) / (6 + 10 * g)) ** 2
     out = np.where((k > 2.6) & (k < 8) & (ps < 1.12), np.where(ps < 1, muscle, val['fat']), out)
     out = np.where((k > 2.5) & (k < 6.6) & _ellipse(ax_, Y, 58, 2, 15, 7), muscle, out)   # quadratus lumborum
-    aorta = (k < 5.6) & _ellipse(X, Y, 14, -50, 10, 10)
-    iliac = (k >= 5.6) & _ellipse(ax_, Y, 14 + 14 * (k - 5.6), -50, 6.5, 6.5)
-    ivc = (k < 6.2) & _ellipse(X, Y, -17, -46, 11, 8)
+    fork = spine.anatomy.get('bifurcation', 5.6)                      # the aorta's, as a fractional disc index
+    aorta = (k < fork) & _ellipse(X, Y, 14, -50, 10, 10)
+    iliac = (k >= fork) & _ellipse(ax_, Y, 14 + 14 * (k - fork), -50, 6.5, 6.5)
+    ivc = (k < fork + 0.6) & _ellipse(X, Y, -17, -46, 11, 8)
     return np.where((aorta | iliac | ivc) & (r < 1), val['vessel'], out)
 
 # %% ../nbs/01_phantom.ipynb #070ea5b6
@@ -512,7 +542,10 @@ def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     "`o` with the vertebral bodies, the sacrum and the discs drawn over it."
     sac = g.v == 8
     seg = np.array([0, 27, 47, 64, 79])                                  # S1 to S5
-    e_end = np.where(sac, np.abs(g.dd[:, None] - seg).min(1), np.minimum(g.e_up, g.e_lo))
+    e_seg = np.abs(g.dd[:, None] - seg).min(1)
+    s12 = (spine.anatomy or {}).get('s1_s2', 0.0)                         # version 4: a lumbarised S1's disc below it
+    if s12: e_seg = np.minimum(np.abs(g.dd[:, None] - seg[[0, 2, 3, 4]]).min(1), np.abs(g.dd - 27) - s12)
+    e_end = np.where(sac, e_seg, np.minimum(g.e_up, g.e_lo))
     B = g.e_up + g.e_lo
     waist = 1 - 0.05 * np.sin(np.pi * np.clip(g.e_lo / B, 0, 1))
     taper = np.where(sac, np.clip(1 - g.dd / 120, 0.25, 1), 1.0)
@@ -534,6 +567,12 @@ def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     disc = (np.abs(g.H) < g.hk) & (rho < 1 + bulge / 16.5)
     q = (g.X / 13) ** 2 + ((g.Y + 18) / 10) ** 2 + (g.H / (0.85 * g.hk)) ** 2
     nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.6 * d) * np.where(np.abs(g.H) < 0.5, 0.6, 1)
+    o = np.where(disc, val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus, o)
+    if not s12: return o
+    h12 = 27 - g.dd                                                       # height above the S1/S2 disc's middle
+    q = (g.X / (13 * taper)) ** 2 + ((yb - 1.5) / (10 * taper)) ** 2 + (h12 / (0.85 * s12)) ** 2
+    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.6 * spine.anatomy['s1_s2_degeneration'])
+    disc = sac & (np.abs(h12) < s12) & (rho < 1.03)
     return np.where(disc, val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus, o)
 
 # %% ../nbs/01_phantom.ipynb #f8db2319
@@ -544,6 +583,8 @@ def _posterior_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarr
     o = np.where((ped < 1) & (Y > -6) & (Y < 12) & (~sac | (g.dd < 20)), _bone(val, (1 - np.sqrt(ped)) * 4.6, g.nz), o)
     tv = np.abs(g.e_up - 10)
     tp = np.minimum(np.minimum(Y - 5, 14 - Y), np.minimum(5.5 - tv, 38 - 0.5 * tv - ax_))
+    if (spine.anatomy or {}).get('transition') == 'sacralised':      # version 4: L5's grown down into the alae
+        tp = np.where((g.v == 7) & (g.e_up > 4.5), np.minimum(np.minimum(Y - 5, 14 - Y), 40 - ax_), tp)
     o = np.where((tp > 0) & (ax_ > 17) & ~sac, _bone(val, tp, g.nz), o)
     t = np.clip(((ax_ - 13) * -13 + (Y - 15) * 9) / (13 * 13 + 9 * 9), 0, 1)
     dl = np.hypot(ax_ - 13 + 13 * t, Y - 15 - 9 * t)                      # from the plate pedicle → midline
@@ -657,8 +698,10 @@ SIZES = {  # the acquisition of each size of phantom
 }
 PHANTOM_VERSIONS = {1: 'the first, schematic phantom: kept so that earlier figures can be reproduced',
                     2: 'shaped by the real scans: acquisition statistics and anatomy of the RSNA 2024 images',
-                    3: "version 2 with the canal points as a reader marks them (the real coordinates' slice choice and scatter)"}
-PHANTOM_VERSION = 3       # what `make_phantom` writes unless told otherwise
+                    3: "version 2 with the canal points as a reader marks them (the real coordinates' slice choice and scatter)",
+                    4: 'version 3 with the level anatomy of real spines: transitional lumbosacral vertebrae, '
+                       "the aortic bifurcation's level"}
+PHANTOM_VERSION = 4       # what `make_phantom` writes unless told otherwise
 AXIAL_BLOCKS = 0.45       # share of axial series written as tilted per-level blocks
 AXIAL_LOWER_ONLY = 0.2    # share of axial series covering only the lower levels
 

@@ -36,3 +36,19 @@ def test_runs_trained_in_parallel_make_one_ensemble(tmp_path):
     again, _ = rl.bench_one(root, tmp_path/'work', dict(epochs=1, patience=1, image_size=64, cache_size=64),
                             truth=root/'phantom_test_coordinates.csv', runs=2, jobs=2, reuse=True)
     pd.testing.assert_frame_equal(err, again)          # kept runs are localised again, not trained again
+
+
+def test_realism_gap_splits_the_phantom_by_lumbosacral_anatomy(tmp_path):
+    import realism_gap as rg
+    root = make_phantom(tmp_path/'ph', 14, seed=2, test_studies=2, size='tiny', progress=False, version=4)
+    ids = sorted(int(d.name) for d in root.glob('*_images/*'))
+    kinds = {s: rg.anatomy(root, s) for s in ids}
+    assert list(kinds.values()).count('typical') == 13 and {'sacralised', 'lumbarised'} <= set(kinds.values())
+    odd = [kinds[s] != 'typical' for s in ids]      # say the localiser missed the level of every transitional study
+    ph = pd.DataFrame(dict(dataset='phantom v4', study_id=ids, mm=[20.0 if o else 1.0 for o in odd],
+                           level_right=[not o for o in odd], anatomy=list(kinds.values())))
+    real = pd.DataFrame(dict(dataset='real', study_id=[1, 2], mm=[3.0, 8.0], level_right=[True, True]))
+    t = rg.by_anatomy(pd.concat([ph, real], ignore_index=True))
+    assert t.loc[('phantom v4', 'typical'), 'points'] == 13 and t.loc[('phantom v4', 'typical'), 'level_right'] == 1
+    assert t.loc[('phantom v4', 'sacralised'), 'level_right'] == 0 == t.loc[('phantom v4', 'lumbarised'), 'within_5mm']
+    assert t.loc[('real', 'unknown'), 'within_5mm'] == 0.5

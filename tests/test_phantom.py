@@ -99,6 +99,12 @@ def test_version_2_bytes_are_kept(tmp_path):
     (p/'phantom.json').unlink()
     assert folder_digest(p) == '28f4ffb2fc54afaa3f3651d8c055cfb358c85fdb2b87a624b8dbb8fe2ab6f25d'
 
+def test_version_3_bytes_are_kept(tmp_path):
+    "Version 3 writes what it wrote before version 4 existed (pinned on the code of that time)."
+    p = make_phantom(tmp_path/'v3', 3, seed=5, test_studies=1, size='small', progress=False, workers=1, version=3)
+    (p/'phantom.json').unlink()
+    assert folder_digest(p) == '29ec1d9b0545586829358ea0d26ca0a6c1c6a2fdd59bcbafced049788e1bc44b'
+
 def test_version_3_writes_version_2s_images_and_reads_the_canal(tmp_path):
     "Version 3 changes only the coordinates: the same DICOM files as version 2, the canal marked as readers mark it."
     ps = {v: make_phantom(tmp_path/f'v{v}', 6, seed=3, test_studies=2, progress=False, workers=1, version=v) for v in (2, 3)}
@@ -110,6 +116,24 @@ def test_version_3_writes_version_2s_images_and_reads_the_canal(tmp_path):
     assert len(m) >= 25 and ((m.x_2 - m.x_3) ** 2 + (m.y_2 - m.y_3) ** 2).gt(0).all()       # every mark moved a little
     assert canal[3].groupby('series_id').instance_number.nunique().eq(1).mean() >= canal[2].groupby('series_id').instance_number.nunique().eq(1).mean()
 
+def test_version_4_keeps_version_3s_geometry_but_at_a_transition(tmp_path):
+    "Version 4 moves the coordinates only of studies with a transitional lumbosacral vertebra; the grades stay."
+    ps = {v: make_phantom(tmp_path/f'v{v}', 14, seed=2, test_studies=2, size='tiny', progress=False, workers=1, version=v)
+          for v in (3, 4)}
+    kinds = {int(d.name): phantom.study_spine(ps[4], int(d.name)).anatomy['transition']
+             for d in ps[4].glob('*_images/*')}
+    assert list(kinds.values()).count(None) == 13 and {'sacralised', 'lumbarised'} <= set(kinds.values())
+    for f in ('train_label_coordinates.csv', 'phantom_test_coordinates.csv'):
+        co = {v: pd.read_csv(p/f) for v, p in ps.items()}
+        plain = lambda c: c[c.study_id.map(kinds).isna()].reset_index(drop=True)
+        pd.testing.assert_frame_equal(plain(co[3]), plain(co[4]))
+    for f in ('train.csv', 'phantom_test_labels.csv', 'train_series_descriptions.csv'):   # drawn before the anatomy
+        pd.testing.assert_frame_equal(pd.read_csv(ps[3]/f), pd.read_csv(ps[4]/f))
+    for sid in kinds:                                  # the same files (their pixels differ where the vessels moved)
+        d = next(ps[4].glob(f'*_images/{sid}'))
+        assert sorted(f.relative_to(d) for f in d.rglob('*.dcm')) == sorted(f.relative_to(ps[3]/d.parent.name/d.name)
+                                                                         for f in (ps[3]/d.parent.name/d.name).rglob('*.dcm'))
+
 def _all_coords(ph):
     co = pd.concat([pd.read_csv(ph/'train_label_coordinates.csv').assign(split='train'),
                     pd.read_csv(ph/'phantom_test_coordinates.csv').assign(split='test')])
@@ -117,7 +141,7 @@ def _all_coords(ph):
     return co, sd
 
 def test_version_2_files_have_the_real_quirks(ph):
-    assert json.loads((ph/'phantom.json').read_text())['phantom_version'] == phantom.PHANTOM_VERSION == 3   # version 2's files
+    assert json.loads((ph/'phantom.json').read_text())['phantom_version'] == phantom.PHANTOM_VERSION == 4   # version 2's files
     files = sorted(ph.glob('*_images/*/*/*.dcm'))
     tags = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     assert all(int(t.InstanceNumber) == int(f.stem) for f, t in zip(files, tags))      # files named by instance number
