@@ -346,19 +346,21 @@ def level_anatomy(spine: Spine,
     """Version 4: `spine` with the level anatomy of real spines. A transitional lumbosacral vertebra in `TRANSITION`'s
     shares of studies (`anatomy['transition']`: 'sacralised', 'lumbarised' or None). Sacralised: the L5/S1 disc 30–60%
     of its height and degenerated at least 0.6, L5's transverse processes fused with the alae. Lumbarised: a disc
-    between S1 and S2, its half height `anatomy['s1_s2']` (mm at scale 1) 45–80% of L5/S1's. The aortic bifurcation's
+    between S1 and S2, its half height `anatomy['s1_s2']` (mm at scale 1) 45–80% of L5/S1's, degenerated 0–0.4
+    (`anatomy['s1_s2_degeneration']`). The aortic bifurcation's
     level `anatomy['bifurcation']` (a fractional disc index, `BIFURCATION_SD` about version 3's 5.6), it and the conus
     moved up with a sacralised L5 and down with a lumbarised S1. Five draws, whatever the kind."""
     u, sac, lum, degen = rng.random(), rng.uniform(0.3, 0.6), rng.uniform(0.45, 0.8), rng.uniform(0.6, 1.0)
     kind = 'sacralised' if u < TRANSITION['sacralised'] else 'lumbarised' if u < sum(TRANSITION.values()) else None
     shift = _LANDMARK_SHIFT[kind]
-    half, deg = spine.half.copy(), spine.degeneration.copy()
-    anatomy = dict(spine.anatomy, transition=kind, s1_s2=0.0, s1_s2_degeneration=degen,
+    half, deg, body = spine.half.copy(), spine.degeneration.copy(), spine.body.copy()
+    anatomy = dict(spine.anatomy, transition=kind, s1_s2=0.0, s1_s2_degeneration=degen - 0.6,
                    bifurcation=float(np.clip(5.6 + shift + rng.normal(0, BIFURCATION_SD), 4.0, 7.2)),
                    conus=spine.anatomy['conus'] + shift / 2)
-    if kind == 'sacralised': half[7], deg[7] = half[7] * sac, max(deg[7], degen)
+    if kind == 'sacralised':      # L5's body takes the height its disc loses: the discs' centres stay
+        half[7], deg[7], body[7] = half[7] * sac, max(deg[7], degen), body[7] + half[7] * (1 - sac)
     if kind == 'lumbarised': anatomy['s1_s2'] = lum * spine.half[7] / spine.scale
-    return dataclasses.replace(spine, half=half, degeneration=deg, anatomy=anatomy)
+    return dataclasses.replace(spine, half=half, degeneration=deg, body=body, anatomy=anatomy)
 
 # %% ../nbs/01_phantom.ipynb #035cf57c
 def spine_coords(spine: Spine, pts: np.ndarray, # patient points (N, 3)
