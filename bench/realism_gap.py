@@ -28,7 +28,7 @@ def run_phantom(n: int, test: int, version: int, size: str, seed: int, overrides
         w = Path(w)
         root = make_phantom(w/'ph', n, seed=seed, test_studies=test, size=size, version=version, progress=False)
         err, info = bench_one(root, w, overrides, truth=root/'phantom_test_coordinates.csv')
-        err['anatomy'] = err.study_id.map(lambda s: anatomy(root, s))
+        err['anatomy'] = err.study_id.map({s: anatomy(root, s) for s in err.study_id.unique()})   # a spine per study
     print(f'phantom v{version} ({size}, {n} train, {test} test): train {info["train_s"]:.0f} s, '
           f'{localization_line(err)}', flush=True)
     return err.assign(dataset=f'phantom v{version} ({size})')

@@ -540,14 +540,20 @@ def _rounded(d_wall: np.ndarray, e_end: np.ndarray, rc: float = 3.0) -> np.ndarr
     return np.where((a > 0) & (b > 0), rc - np.sqrt(a * a + b * b), np.minimum(d_wall, e_end))
 
 # %% ../nbs/01_phantom.ipynb #498279f1
+def _disc_signal(val: dict, q: np.ndarray, # < 1 inside the nucleus' ellipsoid
+                 degeneration, cleft=1.0) -> np.ndarray:
+    "A disc's intensity: the annulus, brightening toward the nucleus' middle; less with degeneration (0 to 1)."
+    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.6 * degeneration) * cleft
+    return val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus
+
 def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     "`o` with the vertebral bodies, the sacrum and the discs drawn over it."
     sac = g.v == 8
     seg = np.array([0, 27, 47, 64, 79])                                  # S1 to S5
-    e_seg = np.abs(g.dd[:, None] - seg).min(1)
-    s12 = (spine.anatomy or {}).get('s1_s2', 0.0)                         # version 4: a lumbarised S1's disc below it
-    if s12: e_seg = np.minimum(np.abs(g.dd[:, None] - seg[[0, 2, 3, 4]]).min(1), np.abs(g.dd - 27) - s12)
-    e_end = np.where(sac, e_seg, np.minimum(g.e_up, g.e_lo))
+    e_seg = np.abs(g.dd[:, None] - seg)
+    s12 = spine.anatomy.get('s1_s2', 0.0)                                 # version 4: a lumbarised S1's disc below it
+    if s12: e_seg[:, 1] = np.abs(g.dd - 27) - s12                         # its two endplates; negative inside it
+    e_end = np.where(sac, e_seg.min(1), np.minimum(g.e_up, g.e_lo))
     B = g.e_up + g.e_lo
     waist = 1 - 0.05 * np.sin(np.pi * np.clip(g.e_lo / B, 0, 1))
     taper = np.where(sac, np.clip(1 - g.dd / 120, 0.25, 1), 1.0)
@@ -568,14 +574,12 @@ def _bodies_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
     bulge = (0.6 + 2.8 * d) * np.clip(1 - (g.H / np.maximum(g.hk, 1e-3)) ** 2, 0, 1)
     disc = (np.abs(g.H) < g.hk) & (rho < 1 + bulge / 16.5)
     q = (g.X / 13) ** 2 + ((g.Y + 18) / 10) ** 2 + (g.H / (0.85 * g.hk)) ** 2
-    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.6 * d) * np.where(np.abs(g.H) < 0.5, 0.6, 1)
-    o = np.where(disc, val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus, o)
+    o = np.where(disc, _disc_signal(val, q, d, np.where(np.abs(g.H) < 0.5, 0.6, 1)), o)    # the intranuclear cleft
     if not s12: return o
     h12 = 27 - g.dd                                                       # height above the S1/S2 disc's middle
     q = (g.X / (13 * taper)) ** 2 + ((yb - 1.5) / (10 * taper)) ** 2 + (h12 / (0.85 * s12)) ** 2
-    nucleus = np.clip(2.5 * (1 - q), 0, 1) * (1 - 0.6 * spine.anatomy['s1_s2_degeneration'])
     disc = sac & (np.abs(h12) < s12) & (rho < 1.03)
-    return np.where(disc, val['annulus'] + (val['nucleus'] - val['annulus']) * nucleus, o)
+    return np.where(disc, _disc_signal(val, q, spine.anatomy['s1_s2_degeneration']), o)
 
 # %% ../nbs/01_phantom.ipynb #f8db2319
 def _posterior_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarray:
@@ -585,7 +589,7 @@ def _posterior_v2(spine: Spine, g: _Frame, val: dict, o: np.ndarray) -> np.ndarr
     o = np.where((ped < 1) & (Y > -6) & (Y < 12) & (~sac | (g.dd < 20)), _bone(val, (1 - np.sqrt(ped)) * 4.6, g.nz), o)
     tv = np.abs(g.e_up - 10)
     tp = np.minimum(np.minimum(Y - 5, 14 - Y), np.minimum(5.5 - tv, 38 - 0.5 * tv - ax_))
-    if (spine.anatomy or {}).get('transition') == 'sacralised':      # version 4: L5's grown down into the alae
+    if spine.anatomy.get('transition') == 'sacralised':              # version 4: L5's grown down into the alae
         tp = np.where((g.v == 7) & (g.e_up > 4.5), np.minimum(np.minimum(Y - 5, 14 - Y), 40 - ax_), tp)
     o = np.where((tp > 0) & (ax_ > 17) & ~sac, _bone(val, tp, g.nz), o)
     t = np.clip(((ax_ - 13) * -13 + (Y - 15) * 9) / (13 * 13 + 9 * 9), 0, 1)

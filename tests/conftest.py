@@ -22,6 +22,13 @@ def real_csvs():
     return REAL
 
 @pytest.fixture(scope='session')
+def phantom_v4_transitions(tmp_path_factory):
+    "A tiny version 4 phantom (seed 2, 14 + 2 studies) whose studies include a sacralised L5 and a lumbarised S1."
+    from lumbar_rsna.phantom import make_phantom
+    return make_phantom(tmp_path_factory.mktemp('v4')/'v4', 14, seed=2, test_studies=2, size='tiny', progress=False,
+                        workers=1, version=4)
+
+@pytest.fixture(scope='session')
 def tiny_pipeline(tmp_path_factory):
     """One tiny phantom and every kind of run on it, trained once per test session (about 15 s): the seed's three series
     models (fold 0, calibrated) in runs/series/, the three localisers on all three folds in runs/localize/<type>/fold<k>/,

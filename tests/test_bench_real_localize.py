@@ -38,9 +38,9 @@ def test_runs_trained_in_parallel_make_one_ensemble(tmp_path):
     pd.testing.assert_frame_equal(err, again)          # kept runs are localised again, not trained again
 
 
-def test_realism_gap_splits_the_phantom_by_lumbosacral_anatomy(tmp_path):
+def test_realism_gap_splits_the_phantom_by_lumbosacral_anatomy(phantom_v4_transitions):
     import realism_gap as rg
-    root = make_phantom(tmp_path/'ph', 14, seed=2, test_studies=2, size='tiny', progress=False, version=4)
+    root = phantom_v4_transitions
     ids = sorted(int(d.name) for d in root.glob('*_images/*'))
     kinds = {s: rg.anatomy(root, s) for s in ids}
     assert list(kinds.values()).count('typical') == 13 and {'sacralised', 'lumbarised'} <= set(kinds.values())

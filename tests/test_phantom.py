@@ -116,10 +116,10 @@ def test_version_3_writes_version_2s_images_and_reads_the_canal(tmp_path):
     assert len(m) >= 25 and ((m.x_2 - m.x_3) ** 2 + (m.y_2 - m.y_3) ** 2).gt(0).all()       # every mark moved a little
     assert canal[3].groupby('series_id').instance_number.nunique().eq(1).mean() >= canal[2].groupby('series_id').instance_number.nunique().eq(1).mean()
 
-def test_version_4_keeps_version_3s_geometry_but_at_a_transition(tmp_path):
+def test_version_4_keeps_version_3s_geometry_but_at_a_transition(tmp_path, phantom_v4_transitions):
     "Version 4 keeps version 3's coordinates and files but at a transitional lumbosacral vertebra, and all its grades."
-    ps = {v: make_phantom(tmp_path/f'v{v}', 14, seed=2, test_studies=2, size='tiny', progress=False, workers=1, version=v)
-          for v in (3, 4)}
+    ps = {3: make_phantom(tmp_path/'v3', 14, seed=2, test_studies=2, size='tiny', progress=False, workers=1, version=3),
+          4: phantom_v4_transitions}
     kinds = {int(d.name): phantom.study_spine(ps[4], int(d.name)).anatomy['transition']
              for d in ps[4].glob('*_images/*')}
     assert list(kinds.values()).count(None) == 13 and {'sacralised', 'lumbarised'} <= set(kinds.values())
