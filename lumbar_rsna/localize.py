@@ -25,11 +25,12 @@ from .runs import Models, TrainedModel, autocast, batch_size_for, out_of_fold
 __all__ = ['LOCALIZER_CONDITIONS', 'COORD_COLS', 'n_channels', 'side_sign', 'geometry', 'channel_of', 'slice_gaps',
            'pixel_to_norm', 'norm_to_pixel', 'point_on_slices', 'slice_targets', 'ContextBlock', 'LocalizerModel',
            'place_targets', 'localizer_loss', 'slice_input', 'mirror_slice', 'random_affine', 'random_intensity',
-           'augment_slice', 'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks', 'heatmap_peaks',
-           'shared_peaks', 'run_heatmaps', 'ensemble_heatmaps', 'series_peaks', 'ordered_levels', 'choose_slices',
-           'ordered_points', 'sagittal_points', 'most_confident', 'stack_neighbours', 'axial_points', 'localizer_data',
-           'truth_points', 'localizer_scores', 'LocalizerTask', 'plot_localizer_logs', 'canal_levels', 'axial_findings',
-           'localize_study', 'oof_localizers', 'localize', 'show_localization', 'plot_localization_errors']
+           'random_scanner', 'augment_slice', 'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks',
+           'heatmap_peaks', 'shared_peaks', 'run_heatmaps', 'ensemble_heatmaps', 'series_peaks', 'ordered_levels',
+           'choose_slices', 'ordered_points', 'sagittal_points', 'most_confident', 'stack_neighbours', 'axial_points',
+           'localizer_data', 'truth_points', 'localizer_scores', 'LocalizerTask', 'plot_localizer_logs', 'canal_levels',
+           'axial_findings', 'localize_study', 'oof_localizers', 'localize', 'show_localization',
+           'plot_localization_errors']
 
 # %% ../nbs/10_localize.ipynb #17c2fbe3
 LOCALIZER_CONDITIONS = {
@@ -140,7 +141,6 @@ class ContextBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x)
-
 
 # %% ../nbs/10_localize.ipynb #a417906e
 class LocalizerModel(nn.Module):
@@ -263,20 +263,45 @@ def random_intensity(x: torch.Tensor, rng: np.random.Generator,
     x = ((x - 0.5) * (1 + rng.uniform(-contrast, contrast)) + 0.5 + rng.uniform(-0.1, 0.1)).clamp(0, 1)
     return x.pow(float(np.exp(rng.uniform(-0.3, 0.3))))
 
+# %% ../nbs/10_localize.ipynb #97798a4d
+def random_scanner(x: torch.Tensor,        # a 2.5D slice (3, H, W) in [0, 1]
+                   rng: np.random.Generator,
+                   strength: float = 0.3   # the bias field's largest log-gain (0: the slice as it is)
+                   ) -> torch.Tensor:
+    """The slice as another scanner might show it, in [0, 1]: multiplied by a smooth bias field (a 4 × 4 grid of
+    log-gains in ±`strength`, bicubically upsampled), at a lower resolution half the time (shrunk by up to
+    1 + 3·`strength`, anti-aliased, and enlarged back) and noisy half the time (Gaussian, sd up to `strength` / 6).
+    The three neighbouring slices share the field and the resolution (one coil, one sequence); noise is per pixel."""
+    if strength <= 0:
+        return x
+    size = x.shape[-2:]
+    g = torch.tensor(rng.uniform(-strength, strength, (1, 1, 4, 4)), dtype=torch.float32)
+    x = x * F.interpolate(g, size, mode='bicubic', align_corners=True)[0].exp()
+    if rng.random() < 0.5:
+        f = rng.uniform(1, 1 + 3 * strength)
+        low = F.interpolate(x[None], [max(int(n / f), 8) for n in size], mode='bilinear', antialias=True)
+        x = F.interpolate(low, size, mode='bilinear', align_corners=False)[0]
+    if rng.random() < 0.5:
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(int(rng.integers(2 ** 31))))
+        x = x + noise * float(rng.uniform(0, strength / 6))
+    return x.clamp(0, 1)
+
 # %% ../nbs/10_localize.ipynb #82cc56fe
 def augment_slice(x: torch.Tensor,         # a 2.5D slice (3, H, W) in [0, 1]
                   t: torch.Tensor,         # its targets (C, 5), not changed
                   axial: bool,             # an axial slice (else sagittal)
                   rng: np.random.Generator,
                   max_rot: float = 10.0, max_shift: float = 0.08, zoom: float = 0.12, # `random_affine`
-                  contrast: float = 0.25   # `random_intensity`
+                  contrast: float = 0.25,  # `random_intensity`
+                  scanner: float = 0.0     # `random_scanner`'s strength (0: none, and nothing drawn for it)
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    "The slice mirrored half the time (`mirror_slice`), then `random_affine` and `random_intensity`; new targets."
+    """The slice mirrored half the time (`mirror_slice`), then `random_affine`, `random_scanner` (when `scanner` > 0)
+    and `random_intensity`; new targets."""
     t = t.clone()
     if rng.random() < 0.5:
         x, t = mirror_slice(x, t, axial)
     x, t = random_affine(x, t, rng, max_rot, max_shift, zoom)
-    return random_intensity(x, rng, contrast), t
+    return random_intensity(random_scanner(x, rng, scanner), rng, contrast), t
 
 # %% ../nbs/10_localize.ipynb #481ac4e6
 def series_targets(series_type: str, points: pd.DataFrame, v: Volume, sigma_mm: float = 2.5) -> np.ndarray:
@@ -301,9 +326,11 @@ class LocalizerDataset(torch.utils.data.Dataset):
                  augment: bool = False,      # `augment_slice` every sample
                  seed: int = 0,
                  far: float = 1.0,           # share of the far slices in each epoch
-                 memory: float = 2 ** 30):   # bytes of cached series kept in memory
+                 memory: float = 2 ** 30,    # bytes of cached series kept in memory
+                 scanner: float = 0.0):      # `random_scanner`'s strength when augmenting
         self.series_type = check_series_type(series_type)
         self.cache_dir, self.image_size, self.augment, self.seed, self.epoch = cache_dir, image_size, augment, seed, 0
+        self.scanner = scanner
         pts = coords.assign(condition=coords.condition.map(CONDITION_SLUGS), level=coords.level.map(LEVEL_SLUGS))
         pts = pts[pts.condition.isin(LOCALIZER_CONDITIONS[series_type])]
         pts, self.label_fixes = check_labels(pts, items, cache_dir)   # {what was done: labelled points}, each warned
@@ -329,7 +356,7 @@ class LocalizerDataset(torch.utils.data.Dataset):
         if not training:
             return cls(items, coords, cfg.series_type, cache_dir, cfg.image_size, cfg.sigma_mm)
         return cls(items, coords, cfg.series_type, cache_dir, cfg.image_size, cfg.sigma_mm, cfg.augment, cfg.seed,
-                   far=cfg.far)
+                   far=cfg.far, scanner=cfg.scanner)
 
     def __len__(self):
         return len(self.index)
@@ -351,7 +378,7 @@ class LocalizerDataset(torch.utils.data.Dataset):
         t = torch.from_numpy(self.targets[i][k])
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, int(j)])
-            x, t = augment_slice(x, t, self.series_type == 'Axial T2', rng)
+            x, t = augment_slice(x, t, self.series_type == 'Axial T2', rng, scanner=self.scanner)
         return x, t
 
 # %% ../nbs/10_localize.ipynb #b69ba742
