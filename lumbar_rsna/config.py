@@ -249,8 +249,9 @@ class LocalizerConfig(ModelConfig):
                      'ones are)')
     augment: bool = arg(True, 'mirror, rotation, shift, zoom, contrast and gamma', flag='--no-augment',
                         flag_help='no augmentation')
-    scanner: float = arg(0.0, "augmenting: strength of the scanner's part (`localize.random_scanner`): a smooth bias "
-                         "field of up to ± this log-gain, blur and noise (0: none; e.g. 0.3)")
+    scanner: float = arg(0.0, "augmenting: strength of the scanner's part (`localize.random_scanner`): a bias field "
+                         'from a 4 × 4 grid of log-gains within ± this (smooth; its bicubic upsampling overshoots the '
+                         'grid by up to about 1.4×), a lower resolution and noise (0: none; e.g. 0.3)')
     max_gap_mm: float = arg(0.0, "localising sagittal series: most mm between consecutive levels' points the level "
                             'order accepts where a choice allows it, so that no level skips a disc (0: no limit; '
                             'e.g. 55)')
@@ -279,6 +280,8 @@ class LocalizerConfig(ModelConfig):
             raise ValueError(f'shared_slice must be at least 0, got {self.shared_slice}')
         if not self.scanner >= 0:
             raise ValueError(f'scanner must be at least 0, got {self.scanner}')
+        if self.scanner > 0 and not self.augment:
+            raise ValueError(f'scanner {self.scanner} is an augmentation, but augment is off (--no-augment)')
         if not self.context >= 0:
             raise ValueError(f'context must be at least 0, got {self.context}')
         if not self.level_candidates >= 0:
