@@ -20,17 +20,17 @@ from .core import (split_label_col, CONDITIONS, CONDITION_NAMES, CONDITION_SLUGS
     read_train, read_coordinates, cache_root)
 
 # %% auto #0
-__all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'TRANSITION', 'BIFURCATION_SD', 'SIZES', 'PHANTOM_VERSIONS',
-           'PHANTOM_VERSION', 'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SIZES_V2', 'RESCALE', 'INTERCEPTS', 'NO_SPACING_TAG',
-           'INSTANCE_OFFSET', 'SIDE_SPLIT', 'SERIES_KINDS', 'REAL_CANAL_MARKS', 'READER', 'MARKER', 'COORD_COLS',
-           'SEVERITY_COLORS', 'fit_label_model', 'reader_thresholds', 'sample_latents', 'grade_probs', 'read_grades',
-           'severity_strings', 'sample_labels', 'oracle_probs', 'oracle_submission', 'labels_frame', 'finding_size',
-           'level_strain', 'Spine', 'landmark', 'structure_extent', 'random_spine', 'level_anatomy', 'spine_coords',
-           'render', 'LogNormal', 'Choice', 'acquisition', 'SeriesGeom', 'sagittal_geometry', 'axial_geometry',
-           'render_slice', 'series_geometry', 'make_series', 'write_dicom', 'canal_marks', 'canal_as_read',
-           'SeriesPlan', 'plan_study', 'make_study', 'make_phantom', 'ensure_phantom', 'read_instance',
-           'patient_position', 'study_spine', 'profile_width', 'folder_digest', 'show_studies', 'show_study',
-           'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
+__all__ = ['LABEL_MODEL', 'DISCS', 'LUMBAR', 'TISSUES', 'STRUCTURES', 'TRANSITION', 'BIFURCATION', 'BIFURCATION_SD', 'SIZES',
+           'PHANTOM_VERSIONS', 'PHANTOM_VERSION', 'AXIAL_BLOCKS', 'AXIAL_LOWER_ONLY', 'SIZES_V2', 'RESCALE',
+           'INTERCEPTS', 'NO_SPACING_TAG', 'INSTANCE_OFFSET', 'SIDE_SPLIT', 'SERIES_KINDS', 'REAL_CANAL_MARKS',
+           'READER', 'MARKER', 'COORD_COLS', 'SEVERITY_COLORS', 'fit_label_model', 'reader_thresholds',
+           'sample_latents', 'grade_probs', 'read_grades', 'severity_strings', 'sample_labels', 'oracle_probs',
+           'oracle_submission', 'labels_frame', 'finding_size', 'level_strain', 'Spine', 'landmark', 'structure_extent',
+           'random_spine', 'level_anatomy', 'spine_coords', 'render', 'LogNormal', 'Choice', 'acquisition',
+           'SeriesGeom', 'sagittal_geometry', 'axial_geometry', 'render_slice', 'series_geometry', 'make_series',
+           'write_dicom', 'canal_marks', 'canal_as_read', 'SeriesPlan', 'plan_study', 'make_study', 'make_phantom',
+           'ensure_phantom', 'read_instance', 'patient_position', 'study_spine', 'profile_width', 'folder_digest',
+           'show_studies', 'show_study', 'show_continuum', 'plot_grades_vs_latent', 'plot_label_comparison']
 
 # %% ../nbs/01_phantom.ipynb #c006
 _CON, _LEV = np.array([(CONDITIONS.index(c), LEVELS.index(l)) for c, l in map(split_label_col, LABEL_COLS)]).T
@@ -337,6 +337,7 @@ def _anatomy_v2(spine: Spine, rng: np.random.Generator) -> Spine:
 # %% ../nbs/01_phantom.ipynb #dc944e08
 TRANSITION = dict(sacralised=0.09,  # version 4: share of studies with a sacralised L5
                   lumbarised=0.05)  # and with a lumbarised S1
+BIFURCATION = 5.6                   # the aortic bifurcation's disc index: versions 2 and 3; version 4's mean
 BIFURCATION_SD = 0.45               # version 4: σ of the aortic bifurcation's level, in levels
 _LANDMARK_SHIFT = {None: 0.0, 'sacralised': -0.8, 'lumbarised': 0.4}   # the bifurcation's level with a transition
 
@@ -348,14 +349,14 @@ def level_anatomy(spine: Spine,
     of its height and degenerated at least 0.6, L5's transverse processes fused with the alae. Lumbarised: a disc
     between S1 and S2, its half height `anatomy['s1_s2']` (mm at scale 1) 45–80% of L5/S1's, degenerated 0–0.4
     (`anatomy['s1_s2_degeneration']`). The aortic bifurcation's
-    level `anatomy['bifurcation']` (a fractional disc index, `BIFURCATION_SD` about version 3's 5.6), it and the conus
+    level `anatomy['bifurcation']` (a fractional disc index, `BIFURCATION_SD` about version 3's `BIFURCATION`), it and the conus
     moved up with a sacralised L5 and down with a lumbarised S1. Five draws, whatever the kind."""
     u, sac, lum, degen = rng.random(), rng.uniform(0.3, 0.6), rng.uniform(0.45, 0.8), rng.uniform(0.6, 1.0)
     kind = 'sacralised' if u < TRANSITION['sacralised'] else 'lumbarised' if u < sum(TRANSITION.values()) else None
     shift = _LANDMARK_SHIFT[kind]
     half, deg, body = spine.half.copy(), spine.degeneration.copy(), spine.body.copy()
     anatomy = dict(spine.anatomy, transition=kind, s1_s2=0.0, s1_s2_degeneration=degen - 0.6,
-                   bifurcation=float(np.clip(5.6 + shift + rng.normal(0, BIFURCATION_SD), 4.0, 7.2)),
+                   bifurcation=float(np.clip(BIFURCATION + shift + rng.normal(0, BIFURCATION_SD), 4.0, 7.2)),
                    conus=spine.anatomy['conus'] + shift / 2)
     if kind == 'sacralised':      # L5's body takes the height its disc loses: the discs' centres stay
         half[7], deg[7], body[7] = half[7] * sac, max(deg[7], degen), body[7] + half[7] * (1 - sac)
@@ -451,7 +452,7 @@ def _outline_v2(spine: Spine, pts: np.ndarray, val: dict, tex: np.ndarray) -> np
     ps = ((ax_ - 24 - 12 * g) / (7 + 12 * g)) ** 2 + ((Y + 17 + 3 * g) / (6 + 10 * g)) ** 2
     out = np.where((k > 2.6) & (k < 8) & (ps < 1.12), np.where(ps < 1, muscle, val['fat']), out)
     out = np.where((k > 2.5) & (k < 6.6) & _ellipse(ax_, Y, 58, 2, 15, 7), muscle, out)   # quadratus lumborum
-    fork = spine.anatomy.get('bifurcation', 5.6)                      # the aorta's, as a fractional disc index
+    fork = spine.anatomy.get('bifurcation', BIFURCATION)              # the aorta's, as a fractional disc index
     aorta = (k < fork) & _ellipse(X, Y, 14, -50, 10, 10)
     iliac = (k >= fork) & _ellipse(ax_, Y, 14 + 14 * (k - fork), -50, 6.5, 6.5)
     ivc = (k < fork + 0.6) & _ellipse(X, Y, -17, -46, 11, 8)
