@@ -28,7 +28,7 @@ from lumbar_rsna.core import read_coordinates
 from lumbar_rsna.train import train, recipe, run_result
 from lumbar_rsna.runs import Models
 from lumbar_rsna.localize import localize
-from lumbar_rsna.analysis import localization_errors, localization_report, localization_line
+from lumbar_rsna.analysis import localization_errors, localization_report, localization_line, label_check_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/'shared'
@@ -104,7 +104,7 @@ def bench_one(data: Path, work: Path, overrides: dict, quiet: bool = True, reuse
 def print_report(err: pd.DataFrame, title: str):
     print(f'--- {title}')
     print(localization_report(err).round(3).to_string())
-    print(localization_line(err), flush=True)
+    print('\n'.join([localization_line(err)] + label_check_lines(err)), flush=True)
 
 
 def write_spider(out: Path, spider: Path, test_cases: list[int]):

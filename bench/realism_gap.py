@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_localize import SHARED, BENCH, bench_one, parse_set, write_spider
-from lumbar_rsna.analysis import localization_line
+from lumbar_rsna.analysis import localization_line, label_check_lines
+from lumbar_rsna.data import geometry_faults
 from lumbar_rsna.phantom import make_phantom, study_spine
 
 
@@ -56,6 +57,11 @@ def run_real(spider: Path, n: int, seed: int, overrides: dict) -> pd.DataFrame:
     print(f'real (SPIDER, {n} train, {len(test)} test cases): train {info["train_s"]:.0f} s, {localization_line(err)}',
           flush=True)
     return err.assign(dataset='real (SPIDER)')
+
+
+def checked(errs: pd.DataFrame) -> pd.DataFrame:
+    "One run's errors with `label_check` (`data.geometry_faults` of its labels), for CSVs written before it was kept."
+    return errs if 'label_check' in errs else errs.assign(label_check=geometry_faults(errs))
 
 
 def summary(errs: pd.DataFrame) -> pd.DataFrame:
@@ -104,13 +110,16 @@ def main():
     overrides = parse_set(a.set)
     print(f'recipe: demo + {json.dumps({**BENCH, **overrides})}', flush=True)
     t0 = time.perf_counter()
-    errs = [pd.read_csv(f) for f in a.from_]
+    errs = [checked(pd.read_csv(f)) for f in a.from_]
     for v in [int(v) for v in a.versions.split(',') if v]:
         errs.append(run_phantom(a.n, a.test_studies, v, a.size, a.seed, overrides))
     if not a.skip_real: errs.append(run_real(Path(a.spider), a.n, a.seed, overrides))
     if not errs: raise SystemExit('nothing to run: give --versions, drop --skip-real, or --from')
     errs = pd.concat(errs, ignore_index=True)
     print(summary(errs).round(3).to_string())
+    for name, e in errs.groupby('dataset', sort=False):
+        for line in label_check_lines(e):
+            print(f'{name}: {line}')
     if errs.get('anatomy', pd.Series(dtype=object)).isin(['sacralised', 'lumbarised']).any():
         print(by_anatomy(errs).round(3).to_string())
     print(f'wall time {time.perf_counter() - t0:.0f} s')

@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import (SEVERITIES, PRED_COLS, CONDITIONS, CONDITION_NAMES, LEVELS, LEVEL_NAMES,
     CONDITION_SLUGS, LEVEL_SLUGS, labels_long, read_coordinates, series_label_cols)
 from .cache import load_cached, nearest_slice
-from .data import even_slices, series_input
+from .data import even_slices, series_input, geometry_faults
 from .dicom import load_series, DicomError
 from .grade import GradeDataset, crop_view, flips_columns, level_points
 import warnings
@@ -19,7 +19,7 @@ __all__ = ['reliability_table', 'ece', 'plot_reliability', 'plot_severity_imbala
            'upsample_cam', 'cam_peaks', 'cam_peak_hits', 'last_conv', 'cam_study', 'labelled_points', 'cam_hit_rate',
            'show_cams', 'cam_layer', 'crop_cam', 'cam_distance', 'offset_crop', 'crop_cams', 'cam_errors',
            'cam_error_summary', 'show_crop_cams', 'patient_coordinates', 'localization_errors', 'localization_report',
-           'localization_line']
+           'localization_line', 'label_check_lines']
 
 # %% ../nbs/13_analysis.ipynb #9213c972
 def reliability_table(probs: np.ndarray,       # (N, 3) predicted probabilities
@@ -358,13 +358,15 @@ def _level_right(m: pd.DataFrame) -> np.ndarray:
 
 # %% ../nbs/13_analysis.ipynb #8d5d6089
 def localization_errors(pred: pd.DataFrame, truth: pd.DataFrame, root, split: str = 'train') -> pd.DataFrame:
-    "A row per labelled point and its prediction (same study, condition, level): mm apart, slice diff, level right."
+    """A row per labelled point and its prediction (same study, condition, level): mm apart, slice diff, level right,
+    and `label_check`: '' or why the label contradicts its neighbours (`data.geometry_faults`)."""
     key = ['study_id', 'condition', 'level']
     if pred.duplicated(key).any():
         raise ValueError(f'predictions hold {int(pred.duplicated(key).sum())} rows for a study, condition and level '
                          f'already predicted, e.g. {pred[pred.duplicated(key)].iloc[0][key].tolist()}')
     mm = ['x_mm', 'y_mm', 'z_mm']
     t = truth.reset_index(drop=True)
+    t['label_check'] = geometry_faults(t)
     t = t.assign(**dict(zip(mm, patient_coordinates(t, root, split).T)))
     t = t[t.x_mm.notna()]               # a labelled point that names no slice is left out (warned), not missed
     p = pred[key + ['series_id', 'instance_number', 'x', 'y']].reset_index(drop=True)
@@ -389,7 +391,20 @@ def localization_report(errors: pd.DataFrame) -> pd.DataFrame:
                          'level_right': g.level_right.mean()})
 
 # %% ../nbs/13_analysis.ipynb #ad6740f7
-def localization_line(errors: pd.DataFrame) -> str:  # per-point errors, from `localization_errors`
+def localization_line(errors: pd.DataFrame,  # per-point errors, from `localization_errors`
+                      name: str = 'all') -> str:
     "`all: N points, within 5 mm X%, within 10 mm Y%, level right Z%` over every point of `errors`."
-    return (f'all: {len(errors)} points, within 5 mm {(errors.mm <= 5).mean():.1%}, '
+    return (f'{name}: {len(errors)} points, within 5 mm {(errors.mm <= 5).mean():.1%}, '
             f'within 10 mm {(errors.mm <= 10).mean():.1%}, level right {errors.level_right.mean():.1%}')
+
+# %% ../nbs/13_analysis.ipynb #lc4e8a02
+def label_check_lines(errors: pd.DataFrame) -> list[str]: # per-point errors, from `localization_errors`
+    "Nothing when every labelled point passes `label_check`; else a line naming those that fail and one without them."
+    bad = errors[errors.label_check != '']
+    if not len(bad):
+        return []
+    why = '; '.join(f'{r}: {n}' for r, n in bad.label_check.value_counts().items())
+    items = list(dict.fromkeys(f'study {r.study_id} {r.condition} {r.level}' for r in bad.itertuples()))  # pooled runs repeat them
+    return [f'label check: {len(bad)} of {len(errors)} labelled points contradict their neighbours ({why}): '
+            + ', '.join(items[:5]) + (', …' if len(items) > 5 else ''),
+            localization_line(errors[errors.label_check == ''], 'labels that pass the check')]

@@ -325,12 +325,12 @@ def cmd_localize(args) -> int:
                     device=device_of(args))
     print(f'wrote {args.out}: {len(pred)} findings of {pred.study_id.nunique()} studies')
     if args.report:
-        from lumbar_rsna.analysis import localization_errors, localization_report, localization_line
+        from lumbar_rsna.analysis import localization_errors, localization_report, localization_line, label_check_lines
         if not t.study_id.isin(pred.study_id).any():
             raise ValueError(f'{truth}: labels none of the {pred.study_id.nunique()} localised {args.split} studies')
         err = localization_errors(pred, t[t.study_id.isin(pred.study_id)], root, args.split)
         print(localization_report(err).round(3).to_string())
-        print(localization_line(err))
+        print('\n'.join([localization_line(err)] + label_check_lines(err)))
     return 0
 
 # %% ../nbs/90_cli.ipynb #5958b66b

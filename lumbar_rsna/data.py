@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from .core import (LEVELS, SEVERITIES, SERIES_TYPES, SERIES_CONDITIONS, series_label_cols, labels_long,
                               check_series_type)
 import warnings
-from .core import CONDITION_SLUGS, CONDITION_NAMES
+from .core import CONDITION_SLUGS, CONDITION_NAMES, LEVEL_SLUGS, LEVEL_NAMES
 from .cache import CachedSeries, load_cached, read_cache_index, series_file
 
 # %% auto #0
-__all__ = ['SERIES_TYPE_OF', 'LABEL_FIXES', 'even_slices', 'to_channels', 'series_input', 'side_swap', 'make_folds',
-           'split_by_fold', 'series_targets', 'SeriesDataset', 'flip_sides', 'augment', 'dataset_items',
-           'neighbour_instance', 'check_labels', 'show_batch']
+__all__ = ['SERIES_TYPE_OF', 'LABEL_FIXES', 'GEOMETRY_CONDITIONS', 'even_slices', 'to_channels', 'series_input', 'side_swap',
+           'make_folds', 'split_by_fold', 'series_targets', 'SeriesDataset', 'flip_sides', 'augment', 'dataset_items',
+           'neighbour_instance', 'off_line', 'geometry_faults', 'check_labels', 'show_batch']
 
 # %% ../nbs/05_data.ipynb #39f732db
 def even_slices(n: int, # slices in the series
@@ -216,6 +216,9 @@ LABEL_FIXES = {   # what is done to a coordinate row and why → what the warnin
     'instance not in its series': 'name an instance that is not in its series (a file absent from it), with no slice '
                                   'beside the gap near enough; left out',
     'instance on several slices': 'name an instance number that more than one slice of its series has; left out',
+    'levels out of order': 'of a condition on one series do not descend the spine in level order; all of them left out',
+    'off the line of its neighbours': 'lie more than half a level gap off the line through their neighbouring levels\' '
+                                      'points; left out',
 }
 
 # %% ../nbs/05_data.ipynb #069653f5
@@ -247,6 +250,50 @@ def neighbour_instance(inst: np.ndarray,  # instance numbers of a series' slices
     k = [a[0], b[0]][int(d.argmin())]
     return int(inst[k]) if d.min() <= tol_mm else None
 
+# %% ../nbs/05_data.ipynb #ge0f1a02
+def off_line(points) -> np.ndarray: # (n,) NaN at both ends (all NaN when n < 3)
+    """How far each inner point of consecutive levels' points (n, 2 or 3), in level order, lies from the line through
+    its two neighbours, in units of the median distance between consecutive points."""
+    p = np.asarray(points, float)
+    out = np.full(len(p), np.nan)
+    if len(p) < 3:
+        return out
+    gap = np.median(np.linalg.norm(np.diff(p, axis=0), axis=1))
+    a, q, b = p[:-2], p[1:-1], p[2:]
+    t = b - a
+    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-9)
+    v = q - a
+    out[1:-1] = np.linalg.norm(v - (v * t).sum(1, keepdims=True) * t, axis=1) / max(gap, 1e-9)
+    return out
+
+# %% ../nbs/05_data.ipynb #ge0f1a04
+GEOMETRY_CONDITIONS = ('spinal_canal_stenosis', 'left_neural_foraminal_narrowing', 'right_neural_foraminal_narrowing')
+
+def geometry_faults(coords: pd.DataFrame,     # coordinate rows; condition and level as names or slugs
+                    down: dict | None = None, # {series_id: +1 when its rows run down the spine, −1 up}; default +1
+                    max_off_line: float = 0.5 # farthest an inner point may lie off its neighbours' line, in level gaps
+                   ) -> np.ndarray:
+    """Per row (in `coords`' order), '' or the `LABEL_FIXES` reason its place contradicts the other levels' of its
+    condition on its series: 'levels out of order' (all of them) or 'off the line of its neighbours' (the farthest
+    inner point, `off_line`). Rows of the axial conditions, and groups with a level twice, get ''."""
+    coords = coords.reset_index(drop=True)
+    why = np.full(len(coords), '', dtype=object)
+    cond = coords.condition.map(lambda c: CONDITION_SLUGS.get(c, c))
+    rank = coords.level.map(lambda l: LEVELS.index(LEVEL_SLUGS.get(l, l)))
+    xy_all = coords[['x', 'y']].to_numpy(float)
+    for (s, _), g in coords[cond.isin(GEOMETRY_CONDITIONS)].groupby(['series_id', cond]):
+        if len(g) < 2 or rank[g.index].duplicated().any():
+            continue
+        pos = g.index.to_numpy()[np.argsort(rank[g.index].to_numpy())]     # its rows in level order
+        xy = xy_all[pos]
+        if (np.diff(xy[:, 1]) * (down or {}).get(s, 1) <= 0).any():
+            why[pos] = 'levels out of order'
+            continue
+        d = off_line(xy)
+        if np.nanmax(d, initial=0) > max_off_line:
+            why[pos[np.nanargmax(d)]] = 'off the line of its neighbours'
+    return why
+
 # %% ../nbs/05_data.ipynb #368f6dcc
 def _label_fixes(coords: pd.DataFrame, index: pd.DataFrame, cache_dir, tol_mm: float) -> tuple[np.ndarray, np.ndarray]:
     "Per coordinate row, the `LABEL_FIXES` reason ('' when it stands as it is) and the instance number it ends on."
@@ -271,6 +318,11 @@ def _label_fixes(coords: pd.DataFrame, index: pd.DataFrame, cache_dir, tol_mm: f
         m = neighbour_instance(*seen[s], n, tol_mm)
         why[i] = 'instance not in its series' if m is None else 'moved to a neighbouring slice'
         to[i] = n if m is None else m
+    # rows run down the spine when the column direction points to the feet (LPS: z falls)
+    down = {s: -1 if g[2][0, 5] > 0 else 1 for s, g in seen.items()}
+    stands = (why == '') | (why == 'moved to a neighbouring slice')
+    geo = geometry_faults(coords[stands], down)
+    why[np.flatnonzero(stands)[geo != '']] = geo[geo != '']
     return why, to
 
 # %% ../nbs/05_data.ipynb #3482aaec
@@ -283,6 +335,10 @@ def _left_out_detail(rows: pd.DataFrame, reason: str, type_of: dict) -> str:
         g = rows.groupby(['study_id', 'condition', 'series_id'], sort=False).size()
         items = [f'study {st}: {CONDITION_NAMES.get(c, c)} on {type_of[se]} series {se} ({n})'
                  for (st, c, se), n in g.items()]
+    elif reason in ('levels out of order', 'off the line of its neighbours'):
+        g = rows.sort_values('level').groupby(['study_id', 'series_id', 'condition'], sort=False)['level'].apply(list)
+        items = [f'study {st} series {se} {CONDITION_NAMES.get(c, c)} ' + ', '.join(LEVEL_NAMES.get(l, l) for l in lv)
+                 for (st, se, c), lv in g.items()]
     else:
         items = [f'series {r.series_id} instance {r.instance_number} (study {r.study_id})'
                  for r in rows.drop_duplicates(['series_id', 'instance_number']).itertuples()]

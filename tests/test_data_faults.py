@@ -273,10 +273,13 @@ def test_stacks_note_says_what_it_means():
 
 
 def test_real_coordinates_on_another_series_type(real_csvs):
-    "The real coordinates: exactly the 5 spinal canal rows on a Sagittal T1 series are left out by the series-type rule."
+    """The real coordinates: exactly the 5 spinal canal rows on a Sagittal T1 series are left out by the series-type rule,
+    and the 5 canal rows of the one series whose levels are out of order (study 1973833645: L1/L2 below L2/L3)."""
     from lumbar_rsna.data import check_labels
     co = read_coordinates(real_csvs/'train_label_coordinates.csv')
     idx = read_series_descriptions(real_csvs/'train_series_descriptions.csv').assign(status='not cached')
     (kept, fixes), msgs = caught(lambda: check_labels(co, idx, cache_dir=None))
-    assert fixes == {'another series type': 5} and len(kept) == len(co) - 5
+    assert fixes == {'another series type': 5, 'levels out of order': 5} and len(kept) == len(co) - 10
     assert sum('another type' in m for m in msgs) == 1
+    order = [m for m in msgs if 'level order' in m]
+    assert len(order) == 1 and 'study 1973833645 series 833708507 Spinal Canal Stenosis L1/L2, L2/L3' in order[0]

@@ -44,3 +44,22 @@ def test_missing_or_malformed_truth_is_named(trained, capsys, tmp_path):
     other.write_text('study_id,series_id,instance_number,condition,level,x,y\n1,2,3,Spinal Canal Stenosis,L1/L2,10,10\n')
     rc, out, err = report(trained, capsys, '--truth', str(other))
     assert rc == 2 and 'other.csv' in err and 'labels none of the 3 localised test studies' in err
+
+
+def test_labels_that_contradict_their_neighbours_are_named(trained, capsys, tmp_path):
+    "A truth file whose canal points of one study are out of order: the report names them and pools the rest apart."
+    import pandas as pd
+    root, _ = trained
+    t = pd.read_csv(root/'phantom_test_coordinates.csv')
+    rc, default, _ = report(trained, capsys)
+    assert 'label check' not in default                     # the phantom's labels all pass
+    study = t.study_id.iloc[0]
+    canal = (t.study_id == study) & (t.condition == 'Spinal Canal Stenosis')
+    t.loc[canal, 'y'] = t.loc[canal, 'y'].to_numpy()[::-1]    # L1/L2 at the bottom, L5/S1 at the top
+    t.to_csv(tmp_path/'upside_down.csv', index=False)
+    rc, out, _ = report(trained, capsys, '--truth', str(tmp_path/'upside_down.csv'))
+    lines = out.splitlines()
+    assert rc == 0 and lines[-3].startswith('all: 75 points')
+    assert lines[-2].startswith(f'label check: 5 of 75 labelled points contradict their neighbours (levels out of order: 5): '
+                                f'study {study} Spinal Canal Stenosis L1/L2')
+    assert lines[-1].startswith('labels that pass the check: 70 points')

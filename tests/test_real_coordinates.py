@@ -68,3 +68,23 @@ def test_canal_marks_are_the_phantoms(real):
     assert m['n'] > 1900
     for k in ('one_slice', 'scatter'):
         assert abs(m[k] - REAL_CANAL_MARKS[k]) < 0.005, (k, m[k])
+
+
+def test_one_series_contradicts_itself(real):
+    """`data.geometry_faults` on the real file: the canal and foraminal points follow their series' line (inner points
+    at most 0.39 level gaps off their neighbours' line, the 0.5 limit is beyond them), but for one labelling fault:
+    study 1973833645's L1/L2 canal point lies below its L2/L3 (the public copy corrected that series' L2/L3 only)."""
+    from lumbar_rsna.data import geometry_faults, off_line
+    c, _ = real
+    why = geometry_faults(c)
+    bad = c[why != '']
+    print(f'\nlabel check: {len(bad)} points fail: ' + bad.assign(why=why[why != '']).to_string())
+    assert set(why[why != '']) == {'levels out of order'}
+    assert bad.series_id.unique().tolist() == [833708507] and len(bad) == 5
+    assert (bad.study_id == 1973833645).all() and (bad.condition == 'Spinal Canal Stenosis').all()
+    inner = [off_line(g.sort_values('level')[['x', 'y']].to_numpy())[1:-1]
+             for (s, cond), g in c[~c.condition.str.contains('Subarticular') & (why == '')].groupby(['series_id', 'condition'])]
+    inner = np.concatenate(inner)
+    print(f'inner points off their neighbours\' line, level gaps: median {np.median(inner):.3f}, '
+          f'99.9% {np.percentile(inner, 99.9):.3f}, most {inner.max():.3f} ({len(inner)} points)')
+    assert 0.3 < inner.max() < 0.45 and len(inner) > 17000
