@@ -60,8 +60,13 @@ def run_real(spider: Path, n: int, seed: int, overrides: dict) -> pd.DataFrame:
 
 
 def checked(errs: pd.DataFrame) -> pd.DataFrame:
-    "One run's errors with `label_check` (`data.geometry_faults` of its labels), for CSVs written before it was kept."
-    return errs if 'label_check' in errs else errs.assign(label_check=geometry_faults(errs))
+    """Errors with `label_check` (`data.geometry_faults` of each run's labels: a pooled CSV repeats a series), for CSVs
+    written before it was kept; '' where it was kept and read back as empty."""
+    if 'label_check' in errs:
+        return errs.assign(label_check=errs.label_check.fillna(''))
+    runs = [c for c in ('dataset', 'seed', 'repeat', 'fold') if c in errs]
+    return pd.concat([g.assign(label_check=geometry_faults(g)) for _, g in errs.groupby(runs, sort=False)] if runs
+                     else [errs.assign(label_check=geometry_faults(errs))]).loc[errs.index]
 
 
 def summary(errs: pd.DataFrame) -> pd.DataFrame:

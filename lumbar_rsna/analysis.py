@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import (SEVERITIES, PRED_COLS, CONDITIONS, CONDITION_NAMES, LEVELS, LEVEL_NAMES,
     CONDITION_SLUGS, LEVEL_SLUGS, labels_long, read_coordinates, series_label_cols)
 from .cache import load_cached, nearest_slice
-from .data import even_slices, series_input, geometry_faults
+from .data import even_slices, series_input, geometry_faults, rows_down
 from .dicom import load_series, DicomError
 from .grade import GradeDataset, crop_view, flips_columns, level_points
 import warnings
@@ -323,7 +323,9 @@ def show_crop_cams(grader, coords: pd.DataFrame, index: pd.DataFrame, cache_dir,
 # %% ../nbs/13_analysis.ipynb #7e8d42ac
 def patient_coordinates(coords: pd.DataFrame,  # rows: study_id, series_id, instance_number, x, y
                         root,                  # dataset folder (its DICOM files)
-                        split: str = 'train') -> np.ndarray:
+                        split: str = 'train',
+                        orientations: dict | None = None, # when given, filled: {series_id: its first slice's ImageOrientationPatient}
+                       ) -> np.ndarray:
     "Patient (LPS, mm) positions (n, 3) of coordinate rows; NaN, warned of, where a point cannot be placed."
     xyz = np.full((len(coords), 3), np.nan)
     lost = []
@@ -335,6 +337,8 @@ def patient_coordinates(coords: pd.DataFrame,  # rows: study_id, series_id, inst
         except DicomError as e:
             warnings.warn(f'study {study}: series {series} has no geometry to measure with ({e})')
             continue
+        if orientations is not None:
+            orientations[series] = v.orientations[0]
         for i, r in zip(g.index, g.itertuples()):
             try:
                 xyz[i] = v.to_patient(v.slice_of(r.instance_number), r.y, r.x)
@@ -365,9 +369,9 @@ def localization_errors(pred: pd.DataFrame, truth: pd.DataFrame, root, split: st
         raise ValueError(f'predictions hold {int(pred.duplicated(key).sum())} rows for a study, condition and level '
                          f'already predicted, e.g. {pred[pred.duplicated(key)].iloc[0][key].tolist()}')
     mm = ['x_mm', 'y_mm', 'z_mm']
-    t = truth.reset_index(drop=True)
-    t['label_check'] = geometry_faults(t)
-    t = t.assign(**dict(zip(mm, patient_coordinates(t, root, split).T)))
+    t, ori = truth.reset_index(drop=True), {}
+    t = t.assign(**dict(zip(mm, patient_coordinates(t, root, split, ori).T)))
+    t['label_check'] = geometry_faults(t, {s: rows_down(o) for s, o in ori.items()})
     t = t[t.x_mm.notna()]               # a labelled point that names no slice is left out (warned), not missed
     p = pred[key + ['series_id', 'instance_number', 'x', 'y']].reset_index(drop=True)
     p = p.assign(**dict(zip(mm, patient_coordinates(p, root, split).T)))
@@ -400,11 +404,13 @@ def localization_line(errors: pd.DataFrame,  # per-point errors, from `localizat
 # %% ../nbs/13_analysis.ipynb #lc4e8a02
 def label_check_lines(errors: pd.DataFrame) -> list[str]: # per-point errors, from `localization_errors`
     "Nothing when every labelled point passes `label_check`; else a line naming those that fail and one without them."
-    bad = errors[errors.label_check != '']
+    check = errors.get('label_check', pd.Series('', index=errors.index)).fillna('')   # '' reads back from a CSV as NaN
+    bad = errors[check != '']
     if not len(bad):
         return []
     why = '; '.join(f'{r}: {n}' for r, n in bad.label_check.value_counts().items())
-    items = list(dict.fromkeys(f'study {r.study_id} {r.condition} {r.level}' for r in bad.itertuples()))  # pooled runs repeat them
+    lv = bad.drop_duplicates(['study_id', 'condition', 'level']).sort_values('level')   # pooled runs repeat them
+    items = [f'study {s} {c} ' + ', '.join(g.level) for (s, c), g in lv.groupby(['study_id', 'condition'], sort=False)]
     return [f'label check: {len(bad)} of {len(errors)} labelled points contradict their neighbours ({why}): '
             + ', '.join(items[:5]) + (', …' if len(items) > 5 else ''),
-            localization_line(errors[errors.label_check == ''], 'labels that pass the check')]
+            localization_line(errors[check == ''], 'labels that pass the check')]

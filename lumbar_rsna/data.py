@@ -17,7 +17,7 @@ from .cache import CachedSeries, load_cached, read_cache_index, series_file
 # %% auto #0
 __all__ = ['SERIES_TYPE_OF', 'LABEL_FIXES', 'GEOMETRY_CONDITIONS', 'even_slices', 'to_channels', 'series_input', 'side_swap',
            'make_folds', 'split_by_fold', 'series_targets', 'SeriesDataset', 'flip_sides', 'augment', 'dataset_items',
-           'neighbour_instance', 'off_line', 'geometry_faults', 'check_labels', 'show_batch']
+           'neighbour_instance', 'off_line', 'rows_down', 'geometry_faults', 'check_labels', 'show_batch']
 
 # %% ../nbs/05_data.ipynb #39f732db
 def even_slices(n: int, # slices in the series
@@ -269,13 +269,18 @@ def off_line(points) -> np.ndarray: # (n,) NaN at both ends (all NaN when n < 3)
 # %% ../nbs/05_data.ipynb #ge0f1a04
 GEOMETRY_CONDITIONS = ('spinal_canal_stenosis', 'left_neural_foraminal_narrowing', 'right_neural_foraminal_narrowing')
 
+def rows_down(orientation) -> int:  # ImageOrientationPatient (6,): row direction, column direction (LPS)
+    "+1 when a slice's rows run down the spine (its column direction points to the feet: z falls), −1 when they run up."
+    return -1 if float(orientation[5]) > 0 else 1
+
 def geometry_faults(coords: pd.DataFrame,     # coordinate rows; condition and level as names or slugs
                     down: dict | None = None, # {series_id: +1 when its rows run down the spine, −1 up}; default +1
                     max_off_line: float = 0.5 # farthest an inner point may lie off its neighbours' line, in level gaps
                    ) -> np.ndarray:
     """Per row (in `coords`' order), '' or the `LABEL_FIXES` reason its place contradicts the other levels' of its
-    condition on its series: 'levels out of order' (all of them) or 'off the line of its neighbours' (the farthest
-    inner point, `off_line`). Rows of the axial conditions, and groups with a level twice, get ''."""
+    condition on its series, given to all of them: 'levels out of order', or 'off the line of its neighbours' (an inner
+    point more than `max_off_line` off its neighbours' line, `off_line`). Rows of the axial conditions, and groups with
+    a level twice, get ''."""
     coords = coords.reset_index(drop=True)
     why = np.full(len(coords), '', dtype=object)
     cond = coords.condition.map(lambda c: CONDITION_SLUGS.get(c, c))
@@ -289,13 +294,13 @@ def geometry_faults(coords: pd.DataFrame,     # coordinate rows; condition and l
         if (np.diff(xy[:, 1]) * (down or {}).get(s, 1) <= 0).any():
             why[pos] = 'levels out of order'
             continue
-        d = off_line(xy)
-        if np.nanmax(d, initial=0) > max_off_line:
-            why[pos[np.nanargmax(d)]] = 'off the line of its neighbours'
+        if np.nanmax(off_line(xy), initial=0) > max_off_line:
+            why[pos] = 'off the line of its neighbours'
     return why
 
 # %% ../nbs/05_data.ipynb #368f6dcc
-def _label_fixes(coords: pd.DataFrame, index: pd.DataFrame, cache_dir, tol_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def _label_fixes(coords: pd.DataFrame, index: pd.DataFrame, cache_dir, tol_mm: float,
+                 geometry: bool) -> tuple[np.ndarray, np.ndarray]:
     "Per coordinate row, the `LABEL_FIXES` reason ('' when it stands as it is) and the instance number it ends on."
     type_of = dict(zip(index.series_id, index.series_description))
     ok = {int(r['series_id']): r for r in index[index.status == 'ok'].to_dict('records')}
@@ -318,8 +323,9 @@ def _label_fixes(coords: pd.DataFrame, index: pd.DataFrame, cache_dir, tol_mm: f
         m = neighbour_instance(*seen[s], n, tol_mm)
         why[i] = 'instance not in its series' if m is None else 'moved to a neighbouring slice'
         to[i] = n if m is None else m
-    # rows run down the spine when the column direction points to the feet (LPS: z falls)
-    down = {s: -1 if g[2][0, 5] > 0 else 1 for s, g in seen.items()}
+    if not geometry:
+        return why, to
+    down = {s: rows_down(g[2][0]) for s, g in seen.items()}
     stands = (why == '') | (why == 'moved to a neighbouring slice')
     geo = geometry_faults(coords[stands], down)
     why[np.flatnonzero(stands)[geo != '']] = geo[geo != '']
@@ -349,11 +355,13 @@ def check_labels(coords: pd.DataFrame, # coordinate rows (train_label_coordinate
                  index: pd.DataFrame,  # cache index entries of the series the rows may name (only their studies' rows)
                  cache_dir,            # the cache the entries are in
                  tol_mm: float = 7.0,  # how far a slice beside a missing instance may be from where it would lie
+                 geometry: bool = False, # the rows are labels: also leave out points that contradict their neighbours
                 ) -> tuple[pd.DataFrame, dict]:
-    "(rows of `index`'s studies, each on one slice of its condition's series type; {`LABEL_FIXES` reason: rows})."
+    """(rows of `index`'s studies, each on one slice of its condition's series type; {`LABEL_FIXES` reason: rows}).
+    With `geometry` (labels, not stage 1's points) also without the points `geometry_faults` finds."""
     # one warning per rule, naming the series and instances
     coords = coords[coords.study_id.isin(index.study_id)].reset_index(drop=True)
-    why, to = _label_fixes(coords, index, cache_dir, tol_mm)
+    why, to = _label_fixes(coords, index, cache_dir, tol_mm, geometry)
     type_of = dict(zip(index.series_id, index.series_description))
     counts = {}
     for reason, text in LABEL_FIXES.items():

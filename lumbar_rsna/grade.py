@@ -157,11 +157,12 @@ class GradeDataset(torch.utils.data.Dataset):
                  jitter_mm: float = 2.0,           # in-plane jitter (sd, mm) of a training crop's centre
                  jitter_slice: float = 0.3,        # chance that a training crop moves to a neighbouring slice
                  seed: int = 0,                    # of the augmentation (with the epoch and the sample)
-                 memory: float = 2 ** 30):         # bytes of series kept in memory
+                 memory: float = 2 ** 30,          # bytes of series kept in memory
+                 labelled: bool = False):          # `coords` are labels: `check_labels`' geometry rules apply too
         self.studies = [int(s) for s in studies]
         self.study_levels = [(s, lv) for s in self.studies for lv in LEVELS]
         studies_index = index[index.study_id.isin(self.studies)]
-        coords, self.label_fixes = check_labels(coords, studies_index, cache_dir)   # {rule: points}
+        coords, self.label_fixes = check_labels(coords, studies_index, cache_dir, geometry=labelled)   # {rule: points}
         self.points, self.cache_dir = level_points(coords), cache_dir
         self.index = {(int(r['study_id']), int(r['series_id'])): r for r in index.to_dict('records')}
         self.crop_mm, self.crop_px, self.n_slices = crop_mm, crop_px, n_slices
@@ -172,11 +173,11 @@ class GradeDataset(torch.utils.data.Dataset):
 
     @classmethod
     def from_config(cls, cfg, studies, labels: pd.DataFrame | None, coords: pd.DataFrame, index: pd.DataFrame,
-                    cache_dir, training: bool = False) -> 'GradeDataset':
+                    cache_dir, training: bool = False, labelled: bool = False) -> 'GradeDataset':
         "The dataset a `GradeConfig` describes for `studies`, augmented (`cfg.augment`) for `training`."
         c = cfg
         return cls(studies, labels, coords, index, cache_dir, c.crop_mm, c.crop_px, c.n_slices, training and c.augment,
-                   c.jitter_mm, c.jitter_slice, c.seed)
+                   c.jitter_mm, c.jitter_slice, c.seed, labelled=labelled)
 
     def __len__(self): return len(self.studies)
     def set_epoch(self, epoch: int): self.epoch = epoch
@@ -299,8 +300,8 @@ class GradeTask(Task):
         tr, va = split_by_fold(items, labels, c.fold, c.n_folds, c.seed)
         val_coords = read_coordinates(c.coordinates) if c.coordinates else truth
         studies = lambda it: sorted(it.study_id.unique())
-        return (GradeDataset.from_config(c, studies(tr), labels, truth, items, cache, training=True),
-                GradeDataset.from_config(c, studies(va), labels, val_coords, items, cache))
+        return (GradeDataset.from_config(c, studies(tr), labels, truth, items, cache, training=True, labelled=True),
+                GradeDataset.from_config(c, studies(va), labels, val_coords, items, cache, labelled=not c.coordinates))
 
     def build_model(self, for_training: bool = True) -> GraderModel:
         return GraderModel.from_config(self.cfg, for_training)

@@ -333,7 +333,7 @@ class LocalizerDataset(torch.utils.data.Dataset):
         self.scanner = scanner
         pts = coords.assign(condition=coords.condition.map(CONDITION_SLUGS), level=coords.level.map(LEVEL_SLUGS))
         pts = pts[pts.condition.isin(LOCALIZER_CONDITIONS[series_type])]
-        pts, self.label_fixes = check_labels(pts, items, cache_dir)   # {what was done: labelled points}, each warned
+        pts, self.label_fixes = check_labels(pts, items, cache_dir, geometry=True)   # {what was done: labelled points}, each warned
         items = items[(items.series_description == series_type) & items.series_id.isin(pts.series_id)]
         if not len(items):
             raise ValueError(f'no labelled {series_type!r} series in this selection')

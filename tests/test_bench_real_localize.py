@@ -54,8 +54,8 @@ def test_realism_gap_splits_the_phantom_by_lumbosacral_anatomy(phantom_v4_transi
     assert t.loc[('real', 'unknown'), 'within_5mm'] == 0.5
 
 
-def test_spider_has_one_label_off_its_neighbours_line(tmp_path):
-    "SPIDER's derived canal points as the bench writes them: case 61's L4/L5 (inside the disc) fails the label check, no other."
+def test_spider_has_one_case_off_its_neighbours_line(tmp_path):
+    "SPIDER's derived canal points as the bench writes them: case 61's (its L4/L5 inside the disc) fail the label check, no other."
     import pytest
     from lumbar_rsna.core import read_coordinates
     from lumbar_rsna.data import geometry_faults
@@ -65,4 +65,4 @@ def test_spider_has_one_label_off_its_neighbours_line(tmp_path):
     train, test = (read_coordinates(tmp_path/'d'/f'{s}_label_coordinates.csv') for s in ('train', 'test'))
     assert train.study_id.nunique() == 26 and (geometry_faults(train) == '').all()
     why = geometry_faults(test)
-    assert test.level[why != ''].tolist() == ['L4/L5'] and set(why) == {'', 'off the line of its neighbours'}
+    assert len(test) == 5 and set(why) == {'off the line of its neighbours'}

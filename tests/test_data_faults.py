@@ -278,7 +278,7 @@ def test_real_coordinates_on_another_series_type(real_csvs):
     from lumbar_rsna.data import check_labels
     co = read_coordinates(real_csvs/'train_label_coordinates.csv')
     idx = read_series_descriptions(real_csvs/'train_series_descriptions.csv').assign(status='not cached')
-    (kept, fixes), msgs = caught(lambda: check_labels(co, idx, cache_dir=None))
+    (kept, fixes), msgs = caught(lambda: check_labels(co, idx, cache_dir=None, geometry=True))
     assert fixes == {'another series type': 5, 'levels out of order': 5} and len(kept) == len(co) - 10
     assert sum('another type' in m for m in msgs) == 1
     order = [m for m in msgs if 'level order' in m]
