@@ -217,8 +217,8 @@ LABEL_FIXES = {   # what is done to a coordinate row and why → what the warnin
                                   'beside the gap near enough; left out',
     'instance on several slices': 'name an instance number that more than one slice of its series has; left out',
     'levels out of order': 'of a condition on one series do not descend the spine in level order; all of them left out',
-    'off the line of its neighbours': 'lie more than half a level gap off the line through their neighbouring levels\' '
-                                      'points; left out',
+    'off the line of its neighbours': 'of a condition on one series hold one more than half a level gap off the line '
+                                      'through its neighbours; all of them left out',
 }
 
 # %% ../nbs/05_data.ipynb #069653f5
