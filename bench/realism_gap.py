@@ -63,7 +63,7 @@ def checked(errs: pd.DataFrame) -> pd.DataFrame:
     """Errors with `label_check` (`data.geometry_faults` of each run's labels: a pooled CSV repeats a series), for CSVs
     written before it was kept; '' where it was kept and read back as empty."""
     if 'label_check' in errs:
-        return errs.assign(label_check=errs.label_check.fillna(''))
+        return errs.assign(label_check=errs.label_check.astype(object).fillna(''))
     runs = [c for c in ('dataset', 'seed', 'repeat', 'fold') if c in errs]
     return pd.concat([g.assign(label_check=geometry_faults(g)) for _, g in errs.groupby(runs, sort=False)] if runs
                      else [errs.assign(label_check=geometry_faults(errs))]).loc[errs.index]

@@ -404,7 +404,7 @@ def localization_line(errors: pd.DataFrame,  # per-point errors, from `localizat
 # %% ../nbs/13_analysis.ipynb #lc4e8a02
 def label_check_lines(errors: pd.DataFrame) -> list[str]: # per-point errors, from `localization_errors`
     "Nothing when every labelled point passes `label_check`; else a line naming those that fail and one without them."
-    check = errors.get('label_check', pd.Series('', index=errors.index)).fillna('')   # '' reads back from a CSV as NaN
+    check = errors.get('label_check', pd.Series('', index=errors.index)).astype(object).fillna('')  # '' reads back as NaN
     bad = errors[check != '']
     if not len(bad):
         return []
