@@ -61,9 +61,9 @@ def run_real(spider: Path, n: int, seed: int, overrides: dict) -> pd.DataFrame:
 
 def checked(errs: pd.DataFrame) -> pd.DataFrame:
     """Errors with `label_check` (`data.geometry_faults` of each run's labels: a pooled CSV repeats a series), for CSVs
-    written before it was kept; '' where it was kept and read back as empty."""
+    written before it was kept (one read back has it, empty cells as NaN, which `label_check_lines` reads as '')."""
     if 'label_check' in errs:
-        return errs.assign(label_check=errs.label_check.astype(object).fillna(''))
+        return errs
     runs = [c for c in ('dataset', 'seed', 'repeat', 'fold') if c in errs]
     return pd.concat([g.assign(label_check=geometry_faults(g)) for _, g in errs.groupby(runs, sort=False)] if runs
                      else [errs.assign(label_check=geometry_faults(errs))]).loc[errs.index]
