@@ -65,8 +65,8 @@ def checked(errs: pd.DataFrame) -> pd.DataFrame:
     if 'label_check' in errs:
         return errs
     runs = [c for c in ('dataset', 'seed', 'repeat', 'fold') if c in errs]
-    return pd.concat([g.assign(label_check=geometry_faults(g)) for _, g in errs.groupby(runs, sort=False)] if runs
-                     else [errs.assign(label_check=geometry_faults(errs))]).loc[errs.index]
+    groups = errs.groupby(runs, sort=False) if runs else [(None, errs)]
+    return pd.concat([g.assign(label_check=geometry_faults(g)) for _, g in groups]).loc[errs.index]
 
 
 def summary(errs: pd.DataFrame) -> pd.DataFrame:
