@@ -66,3 +66,17 @@ def test_spider_has_one_case_off_its_neighbours_line(tmp_path):
     assert train.study_id.nunique() == 26 and (geometry_faults(train) == '').all()
     why = geometry_faults(test)
     assert len(test) == 5 and set(why) == {'off the line of its neighbours'}
+
+
+def test_realism_gap_checks_each_run_of_a_pooled_csv():
+    "A pooled CSV repeats a series once per run: each run's labels are judged alone, not as a series with levels twice."
+    import realism_gap as rg
+    levels = ['L1/L2', 'L2/L3', 'L3/L4', 'L4/L5', 'L5/S1']
+    run = lambda seed, x3: pd.DataFrame(dict(seed=seed, dataset='real', study_id=1, series_id=10, level=levels,
+                                             condition='Spinal Canal Stenosis', x=[100, 100, x3, 100, 100],
+                                             y=[100, 140, 180, 220, 260]))
+    pooled = pd.concat([run(0, 100), run(1, 130)], ignore_index=True)      # seed 1's L3/L4 0.75 level gaps off the line
+    assert rg.checked(pooled).label_check.tolist() == [''] * 5 + ['off the line of its neighbours'] * 5
+    assert (rg.checked(run(1, 130).drop(columns=['seed', 'dataset'])).label_check != '').all()   # no run columns: one run
+    kept = pooled.assign(label_check='kept')
+    assert rg.checked(kept) is kept                                          # a CSV that has the check is read as it is
