@@ -11,7 +11,7 @@ Scientific Data 11, 264 (2024), CC BY 4.0. Its images stay in the temporary fold
 
 The recipe is the localiser's `demo` recipe (test_efficientnet, random weights) with the bench's own defaults on top
 (`BENCH`), each changeable with `--set key=value` (any `LocalizerConfig` field; `--set max_gap_mm=0 image_size=96
-cache_size=96 shared_slice=0 level_candidates=0 context=0 scanner=0` is the first contact's recipe). Each data set gets `--runs` runs (default 4),
+cache_size=96 shared_slice=0 level_candidates=0 context=0 scanner=0 zoom_tta=0` is the first contact's recipe). Each data set gets `--runs` runs (default 4),
 each validating on another fold, localised as one ensemble (heatmaps averaged), trained `--jobs` at a time (default 2, one
 process each: about 400–500 s per data set on 2 cores; `--runs 1` is one run). `--keep DIR` keeps each hold-out's dataset and run; `--reuse` then localises them again without
 training (e.g. with another `max_gap_mm` or `level_candidates`). `--seeds 0,1,2` repeats the whole bench with each training seed
@@ -39,7 +39,7 @@ BENCH = dict(epochs=80, patience=80, max_gap_mm=55.0,   # on top of the demo rec
              level_candidates=12,                   # where the levels' own peaks allow no order, their shared ones (`localize.shared_peaks`)
              context=4,                             # dilated blocks on the stride-16 features: each cell sees the whole spine (`localize.ContextBlock`)
              scanner=0.3)                           # bias field, lower resolution and noise in training (`localize.random_scanner`)
-INFERENCE = ('max_gap_mm', 'shared_slice', 'level_candidates')  # settings used only when localising: a kept run can be localised again with others
+INFERENCE = ('max_gap_mm', 'shared_slice', 'level_candidates', 'zoom_tta')  # settings used only when localising: a kept run can be localised again with others
 
 
 def parse_set(items: list[str]) -> dict:

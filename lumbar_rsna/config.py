@@ -262,6 +262,9 @@ class LocalizerConfig(ModelConfig):
                                 'levels at one disc), their candidates become the peaks of all the levels\' heatmaps '
                                 "together, this many per slice, each scored by the level's own heatmap "
                                 '(`localize.shared_peaks`; 0: never; e.g. 12)')
+    zoom_tta: float = arg(0.1, 'localising: also the heatmaps of the input zoomed out and in about its centre by this '
+                          'share (scales 1 − z and 1 + z), each mapped back and averaged where its view sees '
+                          '(`localize.run_heatmaps`; with test-time mirroring only; 0: none, a third of the forward passes)')
 
     def __post_init__(self):
         super().__post_init__()
@@ -286,6 +289,8 @@ class LocalizerConfig(ModelConfig):
             raise ValueError(f'context must be at least 0, got {self.context}')
         if not self.level_candidates >= 0:
             raise ValueError(f'level_candidates must be at least 0, got {self.level_candidates}')
+        if not 0 <= self.zoom_tta < 0.5:
+            raise ValueError(f'zoom_tta must be at least 0 and below 0.5, got {self.zoom_tta}')
 
     @property
     def name(self) -> str:

@@ -26,10 +26,10 @@ __all__ = ['LOCALIZER_CONDITIONS', 'COORD_COLS', 'n_channels', 'side_sign', 'geo
            'pixel_to_norm', 'norm_to_pixel', 'point_on_slices', 'slice_targets', 'ContextBlock', 'LocalizerModel',
            'place_targets', 'localizer_loss', 'slice_input', 'mirror_slice', 'random_affine', 'random_intensity',
            'random_scanner', 'augment_slice', 'series_targets', 'LocalizerDataset', 'soft_argmax', 'peaks',
-           'heatmap_peaks', 'shared_peaks', 'run_heatmaps', 'ensemble_heatmaps', 'series_peaks', 'ordered_levels',
-           'choose_slices', 'ordered_points', 'sagittal_points', 'most_confident', 'stack_neighbours', 'axial_points',
-           'localizer_data', 'truth_points', 'localizer_scores', 'LocalizerTask', 'plot_localizer_logs', 'canal_levels',
-           'axial_findings', 'localize_study', 'oof_localizers', 'localize', 'show_localization',
+           'heatmap_peaks', 'shared_peaks', 'zoomed', 'run_heatmaps', 'ensemble_heatmaps', 'series_peaks',
+           'ordered_levels', 'choose_slices', 'ordered_points', 'sagittal_points', 'most_confident', 'stack_neighbours',
+           'axial_points', 'localizer_data', 'truth_points', 'localizer_scores', 'LocalizerTask', 'plot_localizer_logs',
+           'canal_levels', 'axial_findings', 'localize_study', 'oof_localizers', 'localize', 'show_localization',
            'plot_localization_errors']
 
 # %% ../nbs/10_localize.ipynb #17c2fbe3
@@ -439,23 +439,44 @@ def shared_peaks(logits: torch.Tensor, # a batch of heatmaps (N, C, h, w), e.g. 
         out[i, :, :m, 1:] = pk[:m, 1:]
     return out
 
+# %% ../nbs/10_localize.ipynb #79cc01b6
+def zoomed(x: torch.Tensor, # a batch of images or heatmaps (N, C, H, W)
+           s: float         # the scale: above 1 enlarges the centre, below 1 shrinks the whole into a zero border
+           ) -> torch.Tensor:
+    """`x` zoomed by `s` about its centre, the same shape (bilinear; zeros outside `x`): what lies at normalised (u, v)
+    moves to (s·u, s·v), so `zoomed(zoomed(x, s), 1 / s)` is `x` where the first view saw it."""
+    theta = torch.zeros(len(x), 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / s
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+
 # %% ../nbs/10_localize.ipynb #85240849
 def run_heatmaps(m: TrainedModel,   # a localiser run
                  image: np.ndarray, # a cached series' slices (S, H, W), uint8
                  idx: np.ndarray,   # the slices to predict
-                 tta: bool = True   # average with the mirrored input's
+                 tta: bool = True   # test-time augmentation: mirroring, and zoom where `m.cfg.zoom_tta` is set
                  ) -> torch.Tensor:
     """Heatmap logits (len(idx), channels, h, w) on the CPU. `tta` averages them with those of the mirrored input
     (axial: flipped left-right, image-side channels swapped back; sagittal: neighbours swapped): the result is then
-    mirror-symmetric."""
+    mirror-symmetric. With the run's `zoom_tta` = z > 0 it averages too the (mirrored) views of the slices `zoomed` by
+    1 − z and 1 + z, each mapped back to the slice: a place near the edge, outside the 1 + z view, averages the others."""
     axial = m.cfg.series_type == 'Axial T2'
     x = slice_input(image, idx, m.cfg.image_size).to(m.device)
-    with torch.no_grad(), autocast(m.device):
-        y = m.model(x).float()
-        if tta:
-            ym = m.model(x.flip(-1) if axial else x.flip(1)).float()
-            y = (y + (ym.flip(-1)[:, [1, 0]] if axial else ym)) / 2
-    return y.float().cpu()
+    z = m.cfg.zoom_tta if tta else 0.0
+    total = seen = 0
+    for s in ((1.0, 1 - z, 1 + z) if z else (1.0,)):
+        xs = x if s == 1 else zoomed(x, s)
+        with torch.no_grad(), autocast(m.device):
+            y = m.model(xs).float()
+            if tta:
+                ym = m.model(xs.flip(-1) if axial else xs.flip(1)).float()
+                y = (y + (ym.flip(-1)[:, [1, 0]] if axial else ym)) / 2
+        if s == 1:
+            total, seen = total + y, seen + 1
+        else:                                                # back to the slice, where this view saw it
+            sees = (zoomed(torch.ones_like(y[:, :1]), 1 / s) > 0.99).float()
+            total, seen = total + zoomed(y, 1 / s) * sees, seen + sees
+    return (total / seen).float().cpu()
 
 # %% ../nbs/10_localize.ipynb #8bae4a77
 def ensemble_heatmaps(models: list[TrainedModel], # the localiser runs of one series type
