@@ -854,7 +854,7 @@ def localize(data,                     # dataset folder
              out=None,                 # CSV to write
              split: str = 'test',      # 'test', or 'train' (out of fold: each study by the runs that held it out)
              cache_dir=None,           # cache for the decoded series (default: a temporary folder)
-             tta: bool = True,         # test-time mirroring (`run_heatmaps`)
+             tta: bool = True,         # test-time mirroring, and each run's `zoom_tta` (`run_heatmaps`)
              workers: int | None = None,
              progress: bool = True,
              device='cpu') -> pd.DataFrame:
