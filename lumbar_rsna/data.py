@@ -16,8 +16,9 @@ from .cache import CachedSeries, load_cached, read_cache_index, series_file
 
 # %% auto #0
 __all__ = ['SERIES_TYPE_OF', 'LABEL_FIXES', 'GEOMETRY_CONDITIONS', 'even_slices', 'to_channels', 'series_input', 'side_swap',
-           'make_folds', 'split_by_fold', 'series_targets', 'SeriesDataset', 'flip_sides', 'augment', 'dataset_items',
-           'neighbour_instance', 'off_line', 'rows_down', 'geometry_faults', 'check_labels', 'show_batch']
+           'make_folds', 'split_by_fold', 'series_targets', 'SeriesDataset', 'flip_sides', 'warp', 'augment',
+           'dataset_items', 'neighbour_instance', 'off_line', 'rows_down', 'geometry_faults', 'check_labels',
+           'show_batch']
 
 # %% ../nbs/05_data.ipynb #39f732db
 def even_slices(n: int, # slices in the series
@@ -169,6 +170,15 @@ def flip_sides(x: torch.Tensor,            # (slices, 3, H, W) a sample's input
         y = y[torch.as_tensor(swap)]
     return x, y
 
+# %% ../nbs/05_data.ipynb #b4d5cf01
+def warp(x: torch.Tensor,     # a batch of images or heatmaps (N, C, H, W)
+         theta: torch.Tensor  # one affine map (2, 3) for all of them: normalised output → input coordinates
+         ) -> torch.Tensor:
+    """Every image of `x` resampled through `theta`: the output at normalised (u, v) (−1 and 1 the outer edges of the
+    pixels, `F.affine_grid`'s `align_corners=False`) is the input at `theta` @ (u, v, 1), bilinear, zeros outside."""
+    grid = F.affine_grid(theta.to(x)[None].expand(len(x), 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+
 # %% ../nbs/05_data.ipynb #b1680c54
 def augment(x: torch.Tensor,               # (slices, 3, H, W) in [0, 1]
             y: torch.Tensor,               # (n_labels,) targets
@@ -187,9 +197,7 @@ def augment(x: torch.Tensor,               # (slices, 3, H, W) in [0, 1]
     a, s = np.deg2rad(rng.uniform(-max_rot, max_rot)), 1 + rng.uniform(-zoom, zoom)
     theta = torch.tensor([[np.cos(a) / s, -np.sin(a) / s, rng.uniform(-max_shift, max_shift) * 2],
                           [np.sin(a) / s, np.cos(a) / s, rng.uniform(-max_shift, max_shift) * 2]], dtype=x.dtype)
-    k, c, h, w = x.shape
-    grid = F.affine_grid(theta[None].expand(k, 2, 3), (k, c, h, w), align_corners=False)
-    x = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+    x = warp(x, theta)
     x = ((x - 0.5) * (1 + rng.uniform(-contrast, contrast)) + 0.5 + rng.uniform(-0.1, 0.1)).clamp(0, 1)
     return x.pow(float(np.exp(rng.uniform(-0.3, 0.3)))), y
 

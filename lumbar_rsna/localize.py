@@ -16,7 +16,7 @@ from .core import (CONDITION_NAMES, CONDITION_SLUGS, LEVEL_NAMES, LEVEL_SLUGS, L
                               read_train, write_csv_atomic)
 from .dicom import Volume
 from .cache import CachedSeries, SeriesMemory, load_cached, preprocess, series_of_type
-from .data import dataset_items, split_by_fold, check_series_type, make_folds, check_labels
+from .data import dataset_items, split_by_fold, check_series_type, make_folds, check_labels, warp
 from .model import create_backbone
 from .train import ModelConfig, Task, arg
 from .runs import Models, TrainedModel, autocast, batch_size_for, out_of_fold
@@ -249,8 +249,7 @@ def random_affine(x: torch.Tensor,          # a 2.5D slice (3, H, W)
     a, s = np.deg2rad(rng.uniform(-max_rot, max_rot)), 1 + rng.uniform(-zoom, zoom)
     A = torch.tensor([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], dtype=torch.float32) / s
     b = torch.tensor(rng.uniform(-max_shift, max_shift, 2) * 2, dtype=torch.float32)
-    grid = F.affine_grid(torch.cat([A, b[:, None]], 1)[None], (1, *x.shape), align_corners=False)
-    x = F.grid_sample(x[None], grid, mode='bilinear', padding_mode='zeros', align_corners=False)[0]
+    x = warp(x[None], torch.cat([A, b[:, None]], 1))[0]
     t[:, 1:3] = (t[:, 1:3] - b) @ torch.linalg.inv(A).T                # input position → output position
     t[:, 3] *= (t[:, 1:3].abs() <= 1).all(1).float()                    # a point pushed out has no place target
     return x, t
@@ -445,10 +444,7 @@ def zoomed(x: torch.Tensor, # a batch of images or heatmaps (N, C, H, W)
            ) -> torch.Tensor:
     """`x` zoomed by `s` about its centre, the same shape (bilinear; zeros outside `x`): what lies at normalised (u, v)
     moves to (s·u, s·v), so `zoomed(zoomed(x, s), 1 / s)` is `x` where the first view saw it."""
-    theta = torch.zeros(len(x), 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / s
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+    return warp(x, torch.tensor([[1 / s, 0.0, 0.0], [0.0, 1 / s, 0.0]]))
 
 # %% ../nbs/10_localize.ipynb #85240849
 def run_heatmaps(m: TrainedModel,   # a localiser run
