@@ -470,9 +470,9 @@ def run_heatmaps(m: TrainedModel,   # a localiser run
         if s == 1:
             total, seen = total + y, seen + 1
         else:                                                # back to the slice, where this view saw it
-            sees = (zoomed(torch.ones_like(y[:, :1]), 1 / s) > 0.99).float()
+            sees = (zoomed(torch.ones_like(y[:1, :1]), 1 / s) > 0.99).float()    # (1, 1, h, w): for every slice
             total, seen = total + zoomed(y, 1 / s) * sees, seen + sees
-    return (total / seen).float().cpu()
+    return (total / seen).cpu()
 
 # %% ../nbs/10_localize.ipynb #8bae4a77
 def ensemble_heatmaps(models: list[TrainedModel], # the localiser runs of one series type
